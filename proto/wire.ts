@@ -1,0 +1,161 @@
+// hotloop.v1 messages as typed data, and the gRPC service definitions that
+// serialize them with protobufjs (see hotloop/v1/hotloop.proto).
+import * as grpc from '@grpc/grpc-js';
+import { codecFor, type MessageCodec } from './codec.js';
+
+export interface ProcessInfo {
+  pid: number;
+  comm: string;
+  exe: string;
+  cmdline: string;
+  cgroup: string;
+  containerId: string;
+  hot: boolean;
+  cpuCores: number;
+}
+
+export interface WindowUpload {
+  host: string;
+  agentId: string;
+  seq: number;
+  startUnixNanos: bigint;
+  endUnixNanos: bigint;
+  pprofGz: Buffer;
+  processes: ProcessInfo[];
+}
+
+export interface AgentHello {
+  host: string;
+  agentId: string;
+  version: string;
+}
+
+export interface AgentMessage {
+  hello?: AgentHello | null;
+  window?: WindowUpload | null;
+}
+
+export interface UploadAck {
+  agentId: string;
+  seq: number;
+  stored: boolean;
+  duplicate: boolean;
+  error: string;
+}
+
+export interface CollectorMessage {
+  ack?: UploadAck | null;
+}
+
+export type ListHostsRequest = Record<string, never>;
+
+export interface HostSummary {
+  host: string;
+  firstUnixNanos: bigint;
+  lastUnixNanos: bigint;
+  windows: number;
+}
+
+export interface ListHostsResponse {
+  hosts: HostSummary[];
+}
+
+export interface QueryProfileRequest {
+  host: string;
+  fromUnixNanos: bigint;
+  toUnixNanos: bigint;
+  pid: number;
+  comm: string;
+}
+
+export interface QueryProfileResponse {
+  pprofGz: Buffer;
+  windows: number;
+  samples: number;
+}
+
+const WIDE_TIMES = new Set(['startUnixNanos', 'endUnixNanos', 'firstUnixNanos', 'lastUnixNanos', 'fromUnixNanos', 'toUnixNanos']);
+const codec = <T>(name: string): MessageCodec<T> => codecFor<T>(`hotloop.v1.${name}`, WIDE_TIMES);
+
+export const codecs = {
+  agentMessage: codec<AgentMessage>('AgentMessage'),
+  collectorMessage: codec<CollectorMessage>('CollectorMessage'),
+  windowUpload: codec<WindowUpload>('WindowUpload'),
+  listHostsRequest: codec<ListHostsRequest>('ListHostsRequest'),
+  listHostsResponse: codec<ListHostsResponse>('ListHostsResponse'),
+  queryProfileRequest: codec<QueryProfileRequest>('QueryProfileRequest'),
+  queryProfileResponse: codec<QueryProfileResponse>('QueryProfileResponse'),
+};
+
+function method<Req, Res>(
+  service: string,
+  name: string,
+  req: MessageCodec<Req>,
+  res: MessageCodec<Res>,
+  streams: { request: boolean; response: boolean },
+): grpc.MethodDefinition<Req, Res> {
+  return {
+    path: `/hotloop.v1.${service}/${name}`,
+    requestStream: streams.request,
+    responseStream: streams.response,
+    requestSerialize: (m: Req) => req.encode(m),
+    requestDeserialize: (b: Buffer) => req.decode(b),
+    responseSerialize: (m: Res) => res.encode(m),
+    responseDeserialize: (b: Buffer) => res.decode(b),
+    originalName: name,
+  };
+}
+
+export const agentGatewayService = {
+  connect: method('AgentGateway', 'Connect', codecs.agentMessage, codecs.collectorMessage, { request: true, response: true }),
+};
+
+export const queryService = {
+  listHosts: method('Query', 'ListHosts', codecs.listHostsRequest, codecs.listHostsResponse, { request: false, response: false }),
+  queryProfile: method('Query', 'QueryProfile', codecs.queryProfileRequest, codecs.queryProfileResponse, {
+    request: false,
+    response: false,
+  }),
+};
+
+export interface AgentGatewayClient extends grpc.Client {
+  connect(metadata?: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<AgentMessage, CollectorMessage>;
+}
+
+export interface QueryClient extends grpc.Client {
+  listHosts(req: ListHostsRequest, cb: grpc.requestCallback<ListHostsResponse>): grpc.ClientUnaryCall;
+  listHosts(
+    req: ListHostsRequest,
+    metadata: grpc.Metadata,
+    options: grpc.CallOptions,
+    cb: grpc.requestCallback<ListHostsResponse>,
+  ): grpc.ClientUnaryCall;
+  queryProfile(req: QueryProfileRequest, cb: grpc.requestCallback<QueryProfileResponse>): grpc.ClientUnaryCall;
+  queryProfile(
+    req: QueryProfileRequest,
+    metadata: grpc.Metadata,
+    options: grpc.CallOptions,
+    cb: grpc.requestCallback<QueryProfileResponse>,
+  ): grpc.ClientUnaryCall;
+}
+
+const AgentGatewayClientCtor = grpc.makeGenericClientConstructor(agentGatewayService, 'AgentGateway');
+const QueryClientCtor = grpc.makeGenericClientConstructor(queryService, 'Query');
+
+/** Messages above this size are refused on both sides (pprof windows are far smaller). */
+export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+const clientOptions: grpc.ClientOptions = {
+  'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+  'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+  'grpc.keepalive_time_ms': 30_000,
+  'grpc.keepalive_permit_without_calls': 1,
+};
+
+export function newAgentGatewayClient(address: string, creds = grpc.credentials.createInsecure()): AgentGatewayClient {
+  return new AgentGatewayClientCtor(address, creds, clientOptions) as unknown as AgentGatewayClient;
+}
+
+export function newQueryClient(address: string, creds = grpc.credentials.createInsecure()): QueryClient {
+  return new QueryClientCtor(address, creds, clientOptions) as unknown as QueryClient;
+}
