@@ -1,0 +1,153 @@
+// Scans /proc every tick, accumulates each process's CPU over the current
+// window, and at window end reports which processes were hot, with metadata.
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import path from 'node:path';
+import { containerIdFromCgroup, parseCgroup, parseCmdline, parseProcStat } from './proc-stat.js';
+
+export interface ProcessMetadata {
+  comm: string;
+  exe: string;
+  cmdline: string;
+  cgroup: string;
+  containerId: string;
+}
+
+export interface ProcessWindowSummary extends ProcessMetadata {
+  pid: number;
+  /** Average CPU over the window in cores (1 = one core fully busy). */
+  cpuCores: number;
+  hot: boolean;
+  /** Still present at the last scan. */
+  alive: boolean;
+}
+
+interface TrackedProcess {
+  startTime: number;
+  lastTicks: number;
+  windowTicks: number;
+  meta: ProcessMetadata | null;
+  seenInLastScan: boolean;
+}
+
+export interface HotProcessTrackerOptions {
+  procRoot?: string;
+  /** Clock ticks per second (sysconf(_SC_CLK_TCK)). */
+  clockTicksPerSecond: number;
+  /** Share of one core over the window at which a process is hot. */
+  hotThreshold: number;
+  /** Called for each process that used CPU since the previous scan. */
+  onActive?: (pid: number) => void;
+}
+
+function readText(file: string): string | null {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+export class HotProcessTracker {
+  private readonly procRoot: string;
+  private readonly processes = new Map<number, TrackedProcess>();
+  private windowStartMs: number;
+
+  constructor(private readonly opts: HotProcessTrackerOptions) {
+    this.procRoot = opts.procRoot ?? '/proc';
+    this.windowStartMs = Date.now();
+  }
+
+  /** One pass over /proc/*\/stat. Cheap: one small read per process. */
+  scan(): void {
+    let entries: string[];
+    try {
+      entries = readdirSync(this.procRoot);
+    } catch {
+      return;
+    }
+    for (const p of this.processes.values()) p.seenInLastScan = false;
+    for (const name of entries) {
+      const pid = Number(name);
+      if (!Number.isInteger(pid) || pid <= 0) continue;
+      const text = readText(path.join(this.procRoot, name, 'stat'));
+      const stat = text === null ? null : parseProcStat(text);
+      if (!stat) continue; // exited between readdir and read
+      const ticks = stat.utime + stat.stime;
+      let tracked = this.processes.get(pid);
+      if (tracked && tracked.startTime !== stat.startTime) tracked = undefined; // pid reused
+      if (!tracked) {
+        // First sight: count only CPU from now on, not its whole lifetime.
+        tracked = { startTime: stat.startTime, lastTicks: ticks, windowTicks: 0, meta: null, seenInLastScan: true };
+        this.processes.set(pid, tracked);
+        continue;
+      }
+      tracked.seenInLastScan = true;
+      const delta = ticks - tracked.lastTicks;
+      tracked.lastTicks = ticks;
+      if (delta > 0) {
+        tracked.windowTicks += delta;
+        if (!tracked.meta) tracked.meta = this.readMetadata(pid, stat.comm);
+        this.opts.onActive?.(pid);
+      }
+    }
+  }
+
+  /**
+   * Metadata for a pid, reading /proc if the tracker has none yet (a process
+   * that only shows up in samples). Null when it exited before we looked.
+   */
+  metadataFor(pid: number): ProcessMetadata | null {
+    const tracked = this.processes.get(pid);
+    if (tracked?.meta) return tracked.meta;
+    const text = readText(path.join(this.procRoot, String(pid), 'stat'));
+    const stat = text === null ? null : parseProcStat(text);
+    if (!stat) return null;
+    const meta = this.readMetadata(pid, stat.comm);
+    if (tracked && tracked.startTime === stat.startTime) tracked.meta = meta;
+    return meta;
+  }
+
+  /**
+   * Ends the current window: returns every process that used CPU in it, and
+   * forgets processes that have exited.
+   */
+  endWindow(): ProcessWindowSummary[] {
+    const now = Date.now();
+    const seconds = Math.max((now - this.windowStartMs) / 1000, 1e-3);
+    this.windowStartMs = now;
+    const out: ProcessWindowSummary[] = [];
+    for (const [pid, p] of this.processes) {
+      if (p.windowTicks > 0 && p.meta) {
+        const cpuCores = p.windowTicks / this.opts.clockTicksPerSecond / seconds;
+        out.push({ pid, ...p.meta, cpuCores, hot: cpuCores >= this.opts.hotThreshold, alive: p.seenInLastScan });
+      }
+      p.windowTicks = 0;
+      if (!p.seenInLastScan) this.processes.delete(pid);
+    }
+    return out;
+  }
+
+  livePids(): Set<number> {
+    const live = new Set<number>();
+    for (const [pid, p] of this.processes) if (p.seenInLastScan) live.add(pid);
+    return live;
+  }
+
+  private readMetadata(pid: number, comm: string): ProcessMetadata {
+    const dir = path.join(this.procRoot, String(pid));
+    let exe = '';
+    try {
+      exe = readlinkSync(path.join(dir, 'exe'));
+    } catch {
+      // kernel threads have no exe; exited processes neither
+    }
+    const cgroup = parseCgroup(readText(path.join(dir, 'cgroup')) ?? '');
+    return {
+      comm,
+      exe,
+      cmdline: parseCmdline(readText(path.join(dir, 'cmdline')) ?? ''),
+      cgroup,
+      containerId: containerIdFromCgroup(cgroup),
+    };
+  }
+}

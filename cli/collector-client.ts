@@ -1,0 +1,56 @@
+// Promise wrappers over the Query service, with gRPC errors turned into plain messages.
+import * as grpc from '@grpc/grpc-js';
+import { newQueryClient, type ListHostsResponse, type QueryClient, type QueryProfileRequest, type QueryProfileResponse } from '../proto/wire.js';
+
+/** A failure the user should read as is (unknown host, empty range, collector down). */
+export class CollectorRequestError extends Error {
+  constructor(
+    message: string,
+    readonly code: grpc.status,
+  ) {
+    super(message);
+    this.name = 'CollectorRequestError';
+  }
+}
+
+function describe(address: string, err: grpc.ServiceError): CollectorRequestError {
+  if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED) {
+    return new CollectorRequestError(`cannot reach the collector at ${address}: ${err.details || err.message}`, err.code);
+  }
+  return new CollectorRequestError(err.details || err.message, err.code);
+}
+
+export class CollectorClient {
+  private readonly client: QueryClient;
+
+  constructor(
+    private readonly address: string,
+    private readonly timeoutMs = 30_000,
+  ) {
+    this.client = newQueryClient(address);
+  }
+
+  private options(): grpc.CallOptions {
+    return { deadline: Date.now() + this.timeoutMs };
+  }
+
+  listHosts(): Promise<ListHostsResponse> {
+    return new Promise((resolve, reject) => {
+      this.client.listHosts({}, new grpc.Metadata(), this.options(), (err, res) =>
+        err || !res ? reject(err ? describe(this.address, err) : new Error('empty response')) : resolve(res),
+      );
+    });
+  }
+
+  queryProfile(req: QueryProfileRequest): Promise<QueryProfileResponse> {
+    return new Promise((resolve, reject) => {
+      this.client.queryProfile(req, new grpc.Metadata(), this.options(), (err, res) =>
+        err || !res ? reject(err ? describe(this.address, err) : new Error('empty response')) : resolve(res),
+      );
+    });
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}

@@ -1,0 +1,176 @@
+#!/usr/bin/env node
+// The one `hotloop` command: daemons (collector, agent, up) and clients (hosts, query).
+import { writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { startAgent, type RunningAgent } from '../agent/agent.js';
+import { startCollector } from '../collector/collector.js';
+import { decodeProfile } from '../proto/pprof.js';
+import { CollectorClient, CollectorRequestError } from './collector-client.js';
+import { formatFolded } from './format-folded.js';
+import { formatTop } from './format-top.js';
+import { createLogger } from './logger.js';
+import { formatUnixNanos, parseTimeSpec } from './time-spec.js';
+
+const DEFAULT_GRPC = '127.0.0.1:7717';
+const DEFAULT_HTTP = '127.0.0.1:7718';
+
+function integer(min: number, max: number) {
+  return (text: string): number => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
+    return n;
+  };
+}
+
+function fraction(text: string): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0 || n > 1024) throw new InvalidArgumentError('expected a positive number of cores, e.g. 0.5');
+  return n;
+}
+
+function timeSpec(text: string): bigint {
+  try {
+    return parseTimeSpec(text);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+}
+
+/** Stops the given services on SIGINT/SIGTERM, then exits 0. */
+function stopOnSignals(stoppers: (() => Promise<void>)[]): void {
+  let stopping = false;
+  const stop = (): void => {
+    if (stopping) return;
+    stopping = true;
+    void Promise.allSettled(stoppers.map((s) => s())).then(() => process.exit(0));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+interface AgentFlags {
+  collector: string;
+  host: string;
+  frequency: number;
+  window: number;
+  hotThreshold: number;
+  backend?: 'bpftrace' | 'perf';
+}
+
+const agentOptions = (cmd: Command): Command =>
+  cmd
+    .option('--host <name>', 'host name reported to the collector', hostname())
+    .option('--frequency <hz>', 'sampling frequency per CPU', integer(1, 1000), 19)
+    .option('--window <seconds>', 'seconds per capture window', integer(1, 3600), 10)
+    .option('--hot-threshold <cores>', 'CPU share of one core over a window that makes a process hot', fraction, 0.5)
+    .addOption(new Option('--backend <name>', 'capture backend (default: bpftrace, perf if bpftrace is missing)').choices(['bpftrace', 'perf']));
+
+async function runAgent(flags: AgentFlags): Promise<RunningAgent> {
+  return startAgent({
+    collectorAddress: flags.collector,
+    host: flags.host,
+    frequencyHz: flags.frequency,
+    windowSeconds: flags.window,
+    hotThreshold: flags.hotThreshold,
+    log: createLogger('hotloop-agent'),
+    ...(flags.backend ? { backend: flags.backend } : {}),
+  });
+}
+
+export function buildProgram(): Command {
+  const program = new Command('hotloop')
+    .description('fleet-wide CPU profiler that finds busy loops')
+    .showHelpAfterError()
+    .configureOutput({ outputError: (str, write) => write(str) });
+
+  program
+    .command('collector')
+    .description('store profiles from agents and answer queries')
+    .option('--grpc <addr>', 'gRPC listen address', DEFAULT_GRPC)
+    .option('--http <addr>', 'HTTP listen address (health, metrics)', DEFAULT_HTTP)
+    .option('--data <dir>', 'data directory of the embedded store', './hotloop-data')
+    .action(async (flags: { grpc: string; http: string; data: string }) => {
+      const collector = await startCollector({ grpcAddress: flags.grpc, httpAddress: flags.http, dataDir: flags.data, log: createLogger('hotloop-collector') });
+      stopOnSignals([() => collector.close()]);
+    });
+
+  agentOptions(
+    program.command('agent').description('profile this host and send windows to the collector').option('--collector <addr>', 'collector gRPC address', DEFAULT_GRPC),
+  ).action(async (flags: AgentFlags) => {
+    const agent = await runAgent(flags);
+    stopOnSignals([() => agent.stop()]);
+  });
+
+  agentOptions(
+    program
+      .command('up')
+      .description('collector on the embedded store plus an agent for this host, on loopback')
+      .option('--grpc <addr>', 'gRPC listen address', DEFAULT_GRPC)
+      .option('--http <addr>', 'HTTP listen address', DEFAULT_HTTP)
+      .option('--data <dir>', 'data directory', './hotloop-data'),
+  ).action(async (flags: Omit<AgentFlags, 'collector'> & { grpc: string; http: string; data: string }) => {
+    const collector = await startCollector({ grpcAddress: flags.grpc, httpAddress: flags.http, dataDir: flags.data, log: createLogger('hotloop-collector') });
+    const agent = await runAgent({ ...flags, collector: collector.grpcAddress });
+    stopOnSignals([() => agent.stop().then(() => collector.close())]);
+  });
+
+  program
+    .command('hosts')
+    .description('hosts the collector has windows for')
+    .option('--collector <addr>', 'collector gRPC address', DEFAULT_GRPC)
+    .option('--json', 'print JSON')
+    .action(async (flags: { collector: string; json?: boolean }) => {
+      const client = new CollectorClient(flags.collector);
+      try {
+        const { hosts } = await client.listHosts();
+        const rows = hosts.map((h) => ({ host: h.host, first: formatUnixNanos(h.firstUnixNanos), last: formatUnixNanos(h.lastUnixNanos), windows: h.windows }));
+        if (flags.json) process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+        else if (rows.length === 0) process.stdout.write('no hosts yet\n');
+        else for (const r of rows) process.stdout.write(`${r.host}\t${r.first}\t${r.last}\t${r.windows} windows\n`);
+      } finally {
+        client.close();
+      }
+    });
+
+  program
+    .command('query')
+    .description('merged CPU profile of one host over a time range')
+    .option('--collector <addr>', 'collector gRPC address', DEFAULT_GRPC)
+    .requiredOption('--host <name>', 'host to query')
+    .option('--from <time>', 'start: RFC 3339, unix seconds, now, or relative (-5m)', timeSpec, timeSpec('-15m'))
+    .option('--to <time>', 'end, same forms as --from', timeSpec, timeSpec('now'))
+    .option('--pid <pid>', 'only this process', integer(1, 2 ** 32 - 1))
+    .option('--comm <name>', 'only processes with this name')
+    .addOption(new Option('--format <format>', 'output format').choices(['pprof', 'folded', 'top']).default('top'))
+    .option('-o, --output <file>', 'write to a file instead of stdout')
+    .option('--nodes <n>', 'rows shown by --format top', integer(1, 100_000), 25)
+    .action(
+      async (flags: { collector: string; host: string; from: bigint; to: bigint; pid?: number; comm?: string; format: 'pprof' | 'folded' | 'top'; output?: string; nodes: number }) => {
+        if (flags.from >= flags.to) throw new CollectorRequestError(`--from (${formatUnixNanos(flags.from)}) must be before --to (${formatUnixNanos(flags.to)})`, 3);
+        if (flags.format === 'pprof' && !flags.output) throw new CollectorRequestError('--format pprof writes binary data: give -o FILE', 3);
+        const client = new CollectorClient(flags.collector);
+        try {
+          const res = await client.queryProfile({ host: flags.host, fromUnixNanos: flags.from, toUnixNanos: flags.to, pid: flags.pid ?? 0, comm: flags.comm ?? '' });
+          const out: Buffer | string =
+            flags.format === 'pprof' ? res.pprofGz : flags.format === 'folded' ? formatFolded(decodeProfile(res.pprofGz)) : formatTop(decodeProfile(res.pprofGz), flags.nodes);
+          if (flags.output) {
+            writeFileSync(flags.output, out);
+            process.stderr.write(`wrote ${flags.output}: ${res.samples} samples from ${res.windows} windows\n`);
+          } else {
+            process.stdout.write(out);
+          }
+        } finally {
+          client.close();
+        }
+      },
+    );
+  return program;
+}
+
+buildProgram()
+  .parseAsync(process.argv)
+  .catch((err: unknown) => {
+    process.stderr.write(`hotloop: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });

@@ -1,0 +1,207 @@
+// ProfileStore on one SQLite file (better-sqlite3).
+//
+// Durability: WAL with synchronous=FULL. An ack tells the agent it may drop its
+// copy of the window, so a commit must survive the collector's machine going
+// down, not only the collector process (WAL+NORMAL only survives the latter).
+// FULL costs one WAL fsync per window, and windows arrive seconds apart per host.
+import Database from 'better-sqlite3';
+import type { HostSummary, WindowUpload } from '../proto/wire.js';
+import type { ProfileStore, PutResult, StoredWindow } from './store.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS windows (
+  id INTEGER PRIMARY KEY,
+  host TEXT NOT NULL,
+  agent_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  start_ns INTEGER NOT NULL,
+  end_ns INTEGER NOT NULL,
+  received_ns INTEGER NOT NULL,
+  pprof_gz BLOB NOT NULL,
+  sample_count INTEGER NOT NULL,
+  UNIQUE (agent_id, seq)
+);
+CREATE INDEX IF NOT EXISTS windows_host_start ON windows (host, start_ns);
+
+CREATE TABLE IF NOT EXISTS processes (
+  window_id INTEGER NOT NULL REFERENCES windows (id) ON DELETE CASCADE,
+  pid INTEGER NOT NULL,
+  comm TEXT NOT NULL,
+  exe TEXT NOT NULL,
+  cmdline TEXT NOT NULL,
+  cgroup TEXT NOT NULL,
+  container_id TEXT NOT NULL,
+  hot INTEGER NOT NULL,
+  cpu_cores REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS processes_window ON processes (window_id);
+CREATE INDEX IF NOT EXISTS processes_comm_exe ON processes (comm, exe);
+
+-- One row per host, kept in the same transaction as its windows: listing hosts
+-- must not scan every window, and max_window_ns bounds how far before a range's
+-- start a window overlapping it can begin.
+CREATE TABLE IF NOT EXISTS hosts (
+  host TEXT PRIMARY KEY,
+  first_ns INTEGER NOT NULL,
+  last_ns INTEGER NOT NULL,
+  windows INTEGER NOT NULL,
+  max_window_ns INTEGER NOT NULL
+);
+`;
+
+/**
+ * One page of a host's windows overlapping [from, to], resuming after the
+ * (start_ns, id) cursor. Exported so tests can EXPLAIN exactly this query.
+ */
+export const WINDOW_PAGE_SQL = `
+SELECT id, host, agent_id, seq, start_ns, end_ns, received_ns, pprof_gz, sample_count
+FROM windows
+WHERE host = @host
+  AND start_ns >= @afterStart AND start_ns <= @to
+  AND (start_ns > @afterStart OR id > @afterId)
+  AND end_ns >= @from
+ORDER BY start_ns, id
+LIMIT @limit`;
+
+/** Windows read per page: bounds memory when a range spans many gzipped profiles. */
+const PAGE_ROWS = 64;
+
+interface WindowRow {
+  id: bigint;
+  host: string;
+  agent_id: string;
+  seq: bigint;
+  start_ns: bigint;
+  end_ns: bigint;
+  received_ns: bigint;
+  pprof_gz: Buffer;
+  sample_count: bigint;
+}
+
+interface HostRow {
+  host: string;
+  first_ns: bigint;
+  last_ns: bigint;
+  windows: bigint;
+  max_window_ns: bigint;
+}
+
+export class SqliteStore implements ProfileStore {
+  private readonly db: Database.Database;
+  private readonly insertWindowTx: (window: WindowUpload, sampleCount: number, receivedNs: bigint) => PutResult;
+  private readonly selectPage: Database.Statement;
+  private readonly selectHost: Database.Statement;
+  private readonly selectHosts: Database.Statement;
+
+  /** Opens (creating if needed) the database file at `file`. */
+  constructor(file: string) {
+    this.db = new Database(file);
+    const mode: unknown = this.db.pragma('journal_mode = WAL', { simple: true });
+    if (mode !== 'wal') throw new Error(`${file}: SQLite refused WAL mode (got ${String(mode)})`);
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('foreign_keys = ON');
+    // Nanosecond times exceed 2^53: read every INTEGER as bigint, narrow the small ones explicitly.
+    this.db.defaultSafeIntegers(true);
+    this.db.exec(SCHEMA);
+
+    const insertWindow = this.db.prepare(`
+      INSERT INTO windows (host, agent_id, seq, start_ns, end_ns, received_ns, pprof_gz, sample_count)
+      VALUES (@host, @agentId, @seq, @startNs, @endNs, @receivedNs, @pprofGz, @sampleCount)
+      ON CONFLICT (agent_id, seq) DO NOTHING`);
+    const insertProcess = this.db.prepare(`
+      INSERT INTO processes (window_id, pid, comm, exe, cmdline, cgroup, container_id, hot, cpu_cores)
+      VALUES (@windowId, @pid, @comm, @exe, @cmdline, @cgroup, @containerId, @hot, @cpuCores)`);
+    const upsertHost = this.db.prepare(`
+      INSERT INTO hosts (host, first_ns, last_ns, windows, max_window_ns)
+      VALUES (@host, @startNs, @endNs, 1, @lengthNs)
+      ON CONFLICT (host) DO UPDATE SET
+        first_ns = min(first_ns, excluded.first_ns),
+        last_ns = max(last_ns, excluded.last_ns),
+        windows = windows + 1,
+        max_window_ns = max(max_window_ns, excluded.max_window_ns)`);
+
+    this.insertWindowTx = this.db.transaction((w: WindowUpload, sampleCount: number, receivedNs: bigint): PutResult => {
+      const inserted = insertWindow.run({
+        host: w.host,
+        agentId: w.agentId,
+        seq: BigInt(w.seq),
+        startNs: w.startUnixNanos,
+        endNs: w.endUnixNanos,
+        receivedNs,
+        pprofGz: w.pprofGz,
+        sampleCount: BigInt(sampleCount),
+      });
+      if (inserted.changes === 0) return { duplicate: true };
+      for (const p of w.processes) {
+        insertProcess.run({
+          windowId: inserted.lastInsertRowid,
+          pid: p.pid,
+          comm: p.comm,
+          exe: p.exe,
+          cmdline: p.cmdline,
+          cgroup: p.cgroup,
+          containerId: p.containerId,
+          hot: p.hot ? 1 : 0,
+          cpuCores: p.cpuCores,
+        });
+      }
+      upsertHost.run({ host: w.host, startNs: w.startUnixNanos, endNs: w.endUnixNanos, lengthNs: w.endUnixNanos - w.startUnixNanos });
+      return { duplicate: false };
+    });
+    this.selectPage = this.db.prepare(WINDOW_PAGE_SQL);
+    this.selectHost = this.db.prepare('SELECT * FROM hosts WHERE host = ?');
+    this.selectHosts = this.db.prepare('SELECT * FROM hosts ORDER BY host');
+  }
+
+  async putWindow(window: WindowUpload, sampleCount: number): Promise<PutResult> {
+    // max_window_ns relies on it: a negative length would hide windows from range queries.
+    if (window.endUnixNanos < window.startUnixNanos) throw new Error(`window ends (${window.endUnixNanos}) before it starts (${window.startUnixNanos})`);
+    return this.insertWindowTx(window, sampleCount, BigInt(Date.now()) * 1_000_000n);
+  }
+
+  async listHosts(): Promise<HostSummary[]> {
+    return (this.selectHosts.all() as HostRow[]).map((r) => ({
+      host: r.host,
+      firstUnixNanos: r.first_ns,
+      lastUnixNanos: r.last_ns,
+      windows: Number(r.windows),
+    }));
+  }
+
+  async hasHost(host: string): Promise<boolean> {
+    return this.selectHost.get(host) !== undefined;
+  }
+
+  async *windowsFor(host: string, fromNs: bigint, toNs: bigint): AsyncIterable<StoredWindow> {
+    const summary = this.selectHost.get(host) as HostRow | undefined;
+    if (!summary) return;
+    let afterStart = fromNs - summary.max_window_ns;
+    let afterId = -1n;
+    for (;;) {
+      const rows = this.selectPage.all({ host, from: fromNs, to: toNs, afterStart, afterId, limit: PAGE_ROWS }) as WindowRow[];
+      for (const r of rows) yield toStoredWindow(r);
+      const last = rows.at(-1);
+      if (!last || rows.length < PAGE_ROWS) return;
+      afterStart = last.start_ns;
+      afterId = last.id;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}
+
+function toStoredWindow(r: WindowRow): StoredWindow {
+  return {
+    id: Number(r.id),
+    host: r.host,
+    agentId: r.agent_id,
+    seq: Number(r.seq),
+    startNs: r.start_ns,
+    endNs: r.end_ns,
+    receivedNs: r.received_ns,
+    pprofGz: r.pprof_gz,
+    sampleCount: Number(r.sample_count),
+  };
+}
