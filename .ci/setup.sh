@@ -14,6 +14,7 @@ if [ "$profile" = test ]; then
   command -v gcc >/dev/null || need+=(gcc libc6-dev)
   command -v go >/dev/null || need+=(golang-go)
   command -v openssl >/dev/null || need+=(openssl)
+  command -v strace >/dev/null || need+=(strace)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -18,7 +18,7 @@ export interface SymbolHit<T> {
   value: T;
 }
 
-function compareBigints(a: bigint, b: bigint): number {
+export function compareBigints(a: bigint, b: bigint): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
@@ -31,39 +31,51 @@ export class SymbolIndex<T> {
 
   static build<T>(ranges: readonly SymbolRange<T>[]): SymbolIndex<T> {
     const sorted = ranges.filter((r) => r.end > r.start).sort((a, b) => compareBigints(a.start, b.start));
-    const boundaries = new Set<bigint>();
-    for (const r of sorted) {
-      boundaries.add(r.start);
-      boundaries.add(r.end);
+    const out = new SymbolIndex<T>([], [], []);
+    // Most ranges overlap nothing and are copied straight through; only runs
+    // of mutually overlapping ranges need the sweep.
+    let clusterStart = 0;
+    let clusterEnd = 0n;
+    for (let i = 0; i <= sorted.length; i++) {
+      if (i < sorted.length && i > clusterStart && sorted[i].start < clusterEnd) {
+        if (sorted[i].end > clusterEnd) clusterEnd = sorted[i].end;
+        continue;
+      }
+      if (i - clusterStart === 1) out.append(sorted[clusterStart].start, sorted[clusterStart].end, sorted[clusterStart]);
+      else if (i > clusterStart) out.sweep(sorted.slice(clusterStart, i));
+      if (i < sorted.length) {
+        clusterStart = i;
+        clusterEnd = sorted[i].end;
+      }
     }
-    const points = [...boundaries].sort(compareBigints);
+    return out;
+  }
 
-    const starts: bigint[] = [];
-    const ends: bigint[] = [];
-    const owners: SymbolRange<T>[] = [];
-    // Sweep the elementary intervals between boundaries, keeping the ranges
-    // that cover the current point. Overlap is rare, so the active list stays
-    // tiny and a linear scan for the winner is cheaper than a heap.
+  /** Splits overlapping ranges (sorted by start) into disjoint segments, each owned by the lowest-ranked range covering it. */
+  private sweep(cluster: SymbolRange<T>[]): void {
+    const points = [...new Set(cluster.flatMap((r) => [r.start, r.end]))].sort(compareBigints);
     let active: SymbolRange<T>[] = [];
     let next = 0;
     for (let p = 0; p + 1 < points.length; p++) {
       const from = points[p];
-      const to = points[p + 1];
       active = active.filter((r) => r.end > from);
-      while (next < sorted.length && sorted[next].start === from) active.push(sorted[next++]);
+      while (next < cluster.length && cluster[next].start === from) active.push(cluster[next++]);
       if (active.length === 0) continue;
       let winner = active[0];
       for (const r of active) if (r.rank < winner.rank) winner = r;
-      const last = owners.length - 1;
-      if (last >= 0 && owners[last] === winner && ends[last] === from) {
-        ends[last] = to;
-      } else {
-        starts.push(from);
-        ends.push(to);
-        owners.push(winner);
-      }
+      this.append(from, points[p + 1], winner);
     }
-    return new SymbolIndex(starts, ends, owners);
+  }
+
+  private append(from: bigint, to: bigint, owner: SymbolRange<T>): void {
+    const last = this.owners.length - 1;
+    if (last >= 0 && this.owners[last] === owner && this.ends[last] === from) {
+      this.ends[last] = to;
+      return;
+    }
+    this.starts.push(from);
+    this.ends.push(to);
+    this.owners.push(owner);
   }
 
   get size(): number {

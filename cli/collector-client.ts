@@ -1,6 +1,16 @@
 // Promise wrappers over the Query service, with gRPC errors turned into plain messages.
 import * as grpc from '@grpc/grpc-js';
-import { newQueryClient, type ListHostsResponse, type QueryClient, type QueryProfileRequest, type QueryProfileResponse } from '../proto/wire.js';
+import {
+  newQueryClient,
+  type FleetRequest,
+  type FleetResponse,
+  type ListEpisodesRequest,
+  type ListEpisodesResponse,
+  type ListHostsResponse,
+  type QueryClient,
+  type QueryProfileRequest,
+  type QueryProfileResponse,
+} from '../proto/wire.js';
 
 /** A failure the user should read as is (unknown host, empty range, collector down). */
 export class CollectorRequestError extends Error {
@@ -45,6 +55,22 @@ export class CollectorClient {
   queryProfile(req: QueryProfileRequest): Promise<QueryProfileResponse> {
     return new Promise((resolve, reject) => {
       this.client.queryProfile(req, new grpc.Metadata(), this.options(), (err, res) =>
+        err || !res ? reject(err ? describe(this.address, err) : new Error('empty response')) : resolve(res),
+      );
+    });
+  }
+
+  listEpisodes(req: ListEpisodesRequest): Promise<ListEpisodesResponse> {
+    return new Promise((resolve, reject) => {
+      this.client.listEpisodes(req, new grpc.Metadata(), this.options(), (err, res) =>
+        err || !res ? reject(err ? describe(this.address, err) : new Error('empty response')) : resolve(res),
+      );
+    });
+  }
+
+  fleet(req: FleetRequest): Promise<FleetResponse> {
+    return new Promise((resolve, reject) => {
+      this.client.fleet(req, new grpc.Metadata(), this.options(), (err, res) =>
         err || !res ? reject(err ? describe(this.address, err) : new Error('empty response')) : resolve(res),
       );
     });

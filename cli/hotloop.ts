@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The one `hotloop` command: daemons (collector, agent, up) and clients (hosts, query).
+// The one `hotloop` command: daemons (collector, agent, up) and clients (hosts, query, verdicts, fleet).
 import { writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -7,8 +7,10 @@ import { startAgent, type RunningAgent } from '../agent/agent.js';
 import { startCollector } from '../collector/collector.js';
 import { decodeProfile } from '../proto/pprof.js';
 import { CollectorClient, CollectorRequestError } from './collector-client.js';
+import { formatFleetTable, serviceFleetJson } from './format-fleet.js';
 import { formatFolded } from './format-folded.js';
 import { formatTop } from './format-top.js';
+import { episodeJson, formatEpisodesTable, orderForOnCall } from './format-verdicts.js';
 import { createLogger } from './logger.js';
 import { formatUnixNanos, parseTimeSpec } from './time-spec.js';
 
@@ -35,6 +37,11 @@ function timeSpec(text: string): bigint {
   } catch (e) {
     throw new InvalidArgumentError((e as Error).message);
   }
+}
+
+/** --from/--to: parsed to unix nanoseconds, the default shown in help as typed (help cannot print a bigint). */
+function timeOption(flags: string, description: string, fallback: string): Option {
+  return new Option(flags, description).argParser(timeSpec).default(timeSpec(fallback), fallback);
 }
 
 /** Stops the given services on SIGINT/SIGTERM, then exits 0. */
@@ -138,8 +145,8 @@ export function buildProgram(): Command {
     .description('merged CPU profile of one host over a time range')
     .option('--collector <addr>', 'collector gRPC address', DEFAULT_GRPC)
     .requiredOption('--host <name>', 'host to query')
-    .option('--from <time>', 'start: RFC 3339, unix seconds, now, or relative (-5m)', timeSpec, timeSpec('-15m'))
-    .option('--to <time>', 'end, same forms as --from', timeSpec, timeSpec('now'))
+    .addOption(timeOption('--from <time>', 'start: RFC 3339, unix seconds, now, or relative (-5m)', '-15m'))
+    .addOption(timeOption('--to <time>', 'end, same forms as --from', 'now'))
     .option('--pid <pid>', 'only this process', integer(1, 2 ** 32 - 1))
     .option('--comm <name>', 'only processes with this name')
     .addOption(new Option('--format <format>', 'output format').choices(['pprof', 'folded', 'top']).default('top'))
@@ -147,7 +154,7 @@ export function buildProgram(): Command {
     .option('--nodes <n>', 'rows shown by --format top', integer(1, 100_000), 25)
     .action(
       async (flags: { collector: string; host: string; from: bigint; to: bigint; pid?: number; comm?: string; format: 'pprof' | 'folded' | 'top'; output?: string; nodes: number }) => {
-        if (flags.from >= flags.to) throw new CollectorRequestError(`--from (${formatUnixNanos(flags.from)}) must be before --to (${formatUnixNanos(flags.to)})`, 3);
+        checkRange(flags);
         if (flags.format === 'pprof' && !flags.output) throw new CollectorRequestError('--format pprof writes binary data: give -o FILE', 3);
         const client = new CollectorClient(flags.collector);
         try {
@@ -165,7 +172,50 @@ export function buildProgram(): Command {
         }
       },
     );
+
+  program
+    .command('verdicts')
+    .description('busy-loop and working episodes of hot processes, busy loops first')
+    .option('--collector <addr>', 'collector gRPC address', DEFAULT_GRPC)
+    .option('--host <name>', 'only this host (default: every host)')
+    .addOption(timeOption('--from <time>', 'start: RFC 3339, unix seconds, now, or relative (-5m)', '-1h'))
+    .addOption(timeOption('--to <time>', 'end, same forms as --from', 'now'))
+    .option('--json', 'print one JSON array')
+    .action(async (flags: { collector: string; host?: string; from: bigint; to: bigint; json?: boolean }) => {
+      checkRange(flags);
+      const client = new CollectorClient(flags.collector);
+      try {
+        const { episodes } = await client.listEpisodes({ host: flags.host ?? '', fromUnixNanos: flags.from, toUnixNanos: flags.to });
+        const range = `${flags.host ? `on ${flags.host}` : 'on any host'} between ${formatUnixNanos(flags.from)} and ${formatUnixNanos(flags.to)}`;
+        process.stdout.write(flags.json ? JSON.stringify(orderForOnCall(episodes).map(episodeJson), null, 2) + '\n' : formatEpisodesTable(episodes, range));
+      } finally {
+        client.close();
+      }
+    });
+
+  program
+    .command('fleet')
+    .description('per service: how many of the hosts running it busy-looped')
+    .option('--collector <addr>', 'collector gRPC address', DEFAULT_GRPC)
+    .addOption(timeOption('--from <time>', 'start: RFC 3339, unix seconds, now, or relative (-5m)', '-1h'))
+    .addOption(timeOption('--to <time>', 'end, same forms as --from', 'now'))
+    .option('--json', 'print one JSON array')
+    .action(async (flags: { collector: string; from: bigint; to: bigint; json?: boolean }) => {
+      checkRange(flags);
+      const client = new CollectorClient(flags.collector);
+      try {
+        const { services } = await client.fleet({ fromUnixNanos: flags.from, toUnixNanos: flags.to });
+        const range = `between ${formatUnixNanos(flags.from)} and ${formatUnixNanos(flags.to)}`;
+        process.stdout.write(flags.json ? JSON.stringify(services.map(serviceFleetJson), null, 2) + '\n' : formatFleetTable(services, range));
+      } finally {
+        client.close();
+      }
+    });
   return program;
+}
+
+function checkRange(flags: { from: bigint; to: bigint }): void {
+  if (flags.from >= flags.to) throw new CollectorRequestError(`--from (${formatUnixNanos(flags.from)}) must be before --to (${formatUnixNanos(flags.to)})`, 3);
 }
 
 buildProgram()

@@ -2,7 +2,7 @@
 // requested process. Re-interning every frame through ProfileBuilder both
 // renumbers each window's tables into one and sums samples that became identical.
 import { ProfileBuilder, type FrameSpec, type LabelSpec } from '../proto/pprof-builder.js';
-import type { Label, Profile, Sample } from '../proto/pprof.js';
+import type { Label, Location, Mapping, PprofFunction, Profile, Sample } from '../proto/pprof.js';
 
 export interface SampleFilter {
   /** Only samples whose `pid` num label equals this; 0 = any process. */
@@ -104,14 +104,18 @@ function labelSpec(profile: Profile, l: Label): LabelSpec {
 /** Maps one source profile's location ids to builder location ids, each location translated once. */
 class FrameTranslator {
   private readonly translated = new Map<number, number[]>();
-  private readonly locations = new Map(this.profile.location.map((l) => [l.id, l]));
-  private readonly mappings = new Map(this.profile.mapping.map((m) => [m.id, m]));
-  private readonly functions = new Map(this.profile.function.map((f) => [f.id, f]));
+  private readonly locations: Map<number, Location>;
+  private readonly mappings: Map<number, Mapping>;
+  private readonly functions: Map<number, PprofFunction>;
 
   constructor(
     private readonly profile: Profile,
     private readonly builder: ProfileBuilder,
-  ) {}
+  ) {
+    this.locations = new Map(profile.location.map((l) => [l.id, l]));
+    this.mappings = new Map(profile.mapping.map((m) => [m.id, m]));
+    this.functions = new Map(profile.function.map((f) => [f.id, f]));
+  }
 
   /**
    * Leaf first. A location holding inlined frames becomes one builder location

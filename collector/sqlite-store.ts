@@ -6,7 +6,8 @@
 // FULL costs one WAL fsync per window, and windows arrive seconds apart per host.
 import Database from 'better-sqlite3';
 import type { HostSummary, WindowUpload } from '../proto/wire.js';
-import type { ProfileStore, PutResult, StoredWindow } from './store.js';
+import type { EpisodeChanges, EpisodeQuery, EpisodeWithHistory, ProfileStore, PutResult, ServiceFleet, StoredWindow } from './store.js';
+import type { Episode } from './verdict-types.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS windows (
@@ -47,6 +48,30 @@ CREATE TABLE IF NOT EXISTS hosts (
   windows INTEGER NOT NULL,
   max_window_ns INTEGER NOT NULL
 );
+
+-- Consecutive windows of one process with one verdict (see episode-tracker.ts).
+CREATE TABLE IF NOT EXISTS episodes (
+  id INTEGER PRIMARY KEY,
+  host TEXT NOT NULL,
+  pid INTEGER NOT NULL,
+  comm TEXT NOT NULL,
+  exe TEXT NOT NULL,
+  verdict TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  score REAL NOT NULL,
+  start_ns INTEGER NOT NULL,
+  end_ns INTEGER NOT NULL,
+  windows INTEGER NOT NULL,
+  evidence TEXT NOT NULL,
+  open INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS episodes_host_start ON episodes (host, start_ns);
+-- Recurrences: earlier episodes of the same service on the host.
+CREATE INDEX IF NOT EXISTS episodes_host_service ON episodes (host, exe, comm, start_ns);
+-- Ranges are mostly recent: episodes ending after the range's start.
+CREATE INDEX IF NOT EXISTS episodes_end ON episodes (end_ns);
+-- Every window of a host reads its open episodes.
+CREATE INDEX IF NOT EXISTS episodes_open ON episodes (host) WHERE open = 1;
 `;
 
 /**
@@ -63,6 +88,26 @@ WHERE host = @host
 ORDER BY start_ns, id
 LIMIT @limit`;
 
+/**
+ * Episodes overlapping [from, to] (of one host, or all when the host clause is
+ * empty), each with the reported busy loops of its service on its host that
+ * started within the look-back before it. Exported so tests can EXPLAIN it.
+ */
+export const episodesSql = (oneHost: boolean): string => `
+SELECT e.*,
+  count(r.id) AS recurrences,
+  coalesce(min(r.start_ns), e.start_ns) AS history_since_ns,
+  count(DISTINCT r.pid) + (coalesce(max(r.pid = e.pid), 0) = 0) AS history_pids
+FROM episodes e
+LEFT JOIN episodes r
+  ON r.host = e.host AND r.exe = e.exe AND r.comm = e.comm
+  AND r.start_ns < e.start_ns AND r.start_ns >= e.start_ns - @lookback
+  AND r.verdict = 'busy-loop' AND r.windows >= @minWindows
+WHERE ${oneHost ? 'e.host = @host AND ' : ''}e.start_ns <= @to AND e.end_ns >= @from
+  AND NOT (e.verdict = 'busy-loop' AND e.windows < @minWindows)
+GROUP BY e.id
+ORDER BY e.host, e.start_ns, e.pid, e.id`;
+
 /** Windows read per page: bounds memory when a range spans many gzipped profiles. */
 const PAGE_ROWS = 64;
 
@@ -76,6 +121,28 @@ interface WindowRow {
   received_ns: bigint;
   pprof_gz: Buffer;
   sample_count: bigint;
+}
+
+interface EpisodeRow {
+  id: bigint;
+  host: string;
+  pid: bigint;
+  comm: string;
+  exe: string;
+  verdict: string;
+  kind: string;
+  score: number;
+  start_ns: bigint;
+  end_ns: bigint;
+  windows: bigint;
+  evidence: string;
+  open: bigint;
+}
+
+interface EpisodeHistoryRow extends EpisodeRow {
+  recurrences: bigint;
+  history_since_ns: bigint;
+  history_pids: bigint;
 }
 
 interface HostRow {
@@ -92,6 +159,13 @@ export class SqliteStore implements ProfileStore {
   private readonly selectPage: Database.Statement;
   private readonly selectHost: Database.Statement;
   private readonly selectHosts: Database.Statement;
+  private readonly saveEpisodesTx: (changes: EpisodeChanges) => Episode[];
+  private readonly selectOpenEpisodes: Database.Statement;
+  private readonly selectAllOpenEpisodes: Database.Statement;
+  private readonly selectHostEpisodes: Database.Statement;
+  private readonly selectAllEpisodes: Database.Statement;
+  private readonly selectBusyServices: Database.Statement;
+  private readonly selectServiceHosts: Database.Statement;
 
   /** Opens (creating if needed) the database file at `file`. */
   constructor(file: string) {
@@ -151,6 +225,40 @@ export class SqliteStore implements ProfileStore {
     this.selectPage = this.db.prepare(WINDOW_PAGE_SQL);
     this.selectHost = this.db.prepare('SELECT * FROM hosts WHERE host = ?');
     this.selectHosts = this.db.prepare('SELECT * FROM hosts ORDER BY host');
+
+    const insertEpisode = this.db.prepare(`
+      INSERT INTO episodes (host, pid, comm, exe, verdict, kind, score, start_ns, end_ns, windows, evidence, open)
+      VALUES (@host, @pid, @comm, @exe, @verdict, @kind, @score, @startNs, @endNs, @windows, @evidence, @open)`);
+    const updateEpisode = this.db.prepare(`
+      UPDATE episodes SET score = @score, end_ns = @endNs, windows = @windows, evidence = @evidence, open = @open WHERE id = @id`);
+    const episodeParams = (e: Omit<Episode, 'id'>) => ({ ...e, open: e.open ? 1 : 0 });
+    this.saveEpisodesTx = this.db.transaction((changes: EpisodeChanges): Episode[] => {
+      for (const e of changes.updated) {
+        if (updateEpisode.run({ id: e.id, score: e.score, endNs: e.endNs, windows: e.windows, evidence: e.evidence, open: e.open ? 1 : 0 }).changes !== 1) {
+          throw new Error(`episode ${e.id} (host ${e.host} pid ${e.pid}) is not stored`);
+        }
+      }
+      return changes.opened.map((e) => ({ ...e, id: Number(insertEpisode.run(episodeParams(e)).lastInsertRowid) }));
+    });
+    this.selectOpenEpisodes = this.db.prepare('SELECT * FROM episodes WHERE host = ? AND open = 1 ORDER BY id');
+    this.selectAllOpenEpisodes = this.db.prepare('SELECT * FROM episodes WHERE open = 1 ORDER BY id');
+    this.selectHostEpisodes = this.db.prepare(episodesSql(true));
+    this.selectAllEpisodes = this.db.prepare(episodesSql(false));
+    this.selectBusyServices = this.db.prepare(`
+      SELECT DISTINCT exe, comm, host FROM episodes
+      WHERE verdict = 'busy-loop' AND windows >= @minWindows AND start_ns <= @to AND end_ns >= @from
+      ORDER BY exe, comm, host`);
+    // Windows overlapping the range are bounded as in windowsFor: none starts more than max_window_ns before it.
+    this.selectServiceHosts = this.db.prepare(`
+      WITH busy AS MATERIALIZED (
+        SELECT DISTINCT exe, comm FROM episodes
+        WHERE verdict = 'busy-loop' AND windows >= @minWindows AND start_ns <= @to AND end_ns >= @from)
+      SELECT p.exe, p.comm, count(DISTINCT w.host) AS hosts
+      FROM hosts h
+      JOIN windows w ON w.host = h.host AND w.start_ns >= @from - h.max_window_ns AND w.start_ns <= @to AND w.end_ns >= @from
+      JOIN processes p ON p.window_id = w.id
+      JOIN busy b ON b.exe = p.exe AND b.comm = p.comm
+      GROUP BY p.exe, p.comm`);
   }
 
   async putWindow(window: WindowUpload, sampleCount: number): Promise<PutResult> {
@@ -187,9 +295,61 @@ export class SqliteStore implements ProfileStore {
     }
   }
 
+  async openEpisodes(host?: string): Promise<Episode[]> {
+    const rows = (host === undefined ? this.selectAllOpenEpisodes.all() : this.selectOpenEpisodes.all(host)) as EpisodeRow[];
+    return rows.map(toEpisode);
+  }
+
+  async saveEpisodes(changes: EpisodeChanges): Promise<Episode[]> {
+    return this.saveEpisodesTx(changes);
+  }
+
+  async episodesIn(q: EpisodeQuery): Promise<EpisodeWithHistory[]> {
+    const params = { from: q.fromNs, to: q.toNs, minWindows: q.minBusyLoopWindows, lookback: q.recurrenceLookbackNs };
+    const rows = (q.host === '' ? this.selectAllEpisodes.all(params) : this.selectHostEpisodes.all({ ...params, host: q.host })) as EpisodeHistoryRow[];
+    return rows.map((r) => ({ ...toEpisode(r), recurrences: Number(r.recurrences), historySinceNs: r.history_since_ns, historyPids: Number(r.history_pids) }));
+  }
+
+  async fleetIn(fromNs: bigint, toNs: bigint, minBusyLoopWindows: number): Promise<ServiceFleet[]> {
+    const params = { from: fromNs, to: toNs, minWindows: minBusyLoopWindows };
+    const running = new Map<string, number>();
+    for (const r of this.selectServiceHosts.all(params) as { exe: string; comm: string; hosts: bigint }[]) running.set(serviceKey(r), Number(r.hosts));
+    const services = new Map<string, ServiceFleet>();
+    for (const r of this.selectBusyServices.all(params) as { exe: string; comm: string; host: string }[]) {
+      const key = serviceKey(r);
+      const service = services.get(key) ?? { exe: r.exe, comm: r.comm, busyLoopingHosts: [], hostsRunning: running.get(key) ?? 0 };
+      service.busyLoopingHosts.push(r.host);
+      services.set(key, service);
+    }
+    return [...services.values()];
+  }
+
   async close(): Promise<void> {
     this.db.close();
   }
+}
+
+function serviceKey(s: { exe: string; comm: string }): string {
+  return `${s.exe}\0${s.comm}`;
+}
+
+function toEpisode(r: EpisodeRow): Episode {
+  return {
+    id: Number(r.id),
+    host: r.host,
+    pid: Number(r.pid),
+    comm: r.comm,
+    exe: r.exe,
+    // Written only from typed Episodes by saveEpisodes.
+    verdict: r.verdict as Episode['verdict'],
+    kind: r.kind as Episode['kind'],
+    score: r.score,
+    startNs: r.start_ns,
+    endNs: r.end_ns,
+    windows: Number(r.windows),
+    evidence: r.evidence,
+    open: r.open === 1n,
+  };
 }
 
 function toStoredWindow(r: WindowRow): StoredWindow {

@@ -12,6 +12,44 @@ export interface ProcessInfo {
   containerId: string;
   hot: boolean;
   cpuCores: number;
+  /** Set for hot processes only. */
+  signals?: ProcessSignals | null;
+}
+
+export interface ProcessSignals {
+  voluntarySwitchesPerSec: number;
+  involuntarySwitchesPerSec: number;
+  timeslicesPerSec: number;
+  runQueueWaitShare: number;
+  readSyscallsPerSec: number;
+  writeSyscallsPerSec: number;
+  readBytesPerSec: number;
+  writeBytesPerSec: number;
+  syscallRateMeasured: boolean;
+  syscallsPerSec: number;
+  syscallSlice?: SyscallSlice | null;
+}
+
+export interface SyscallSlice {
+  seconds: number;
+  syscalls: number;
+  eagain: number;
+  waitCalls: number;
+  waitReturnedZero: number;
+  waitImmediate: number;
+  waitZeroTimeout: number;
+  schedYield: number;
+  futexCalls: number;
+  futexEagain: number;
+  rwCalls: number;
+  rwMovedCalls: number;
+  rwBytes: number;
+}
+
+export interface AgentCost {
+  cpuSeconds: number;
+  signalsCpuSeconds: number;
+  rssBytes: number;
 }
 
 export interface WindowUpload {
@@ -22,6 +60,7 @@ export interface WindowUpload {
   endUnixNanos: bigint;
   pprofGz: Buffer;
   processes: ProcessInfo[];
+  cost?: AgentCost | null;
 }
 
 export interface AgentHello {
@@ -74,7 +113,60 @@ export interface QueryProfileResponse {
   samples: number;
 }
 
-const WIDE_TIMES = new Set(['startUnixNanos', 'endUnixNanos', 'firstUnixNanos', 'lastUnixNanos', 'fromUnixNanos', 'toUnixNanos']);
+export interface ListEpisodesRequest {
+  /** Empty = every host. */
+  host: string;
+  fromUnixNanos: bigint;
+  toUnixNanos: bigint;
+}
+
+export interface ProcessEpisode {
+  host: string;
+  pid: number;
+  comm: string;
+  exe: string;
+  verdict: string;
+  kind: string;
+  score: number;
+  startUnixNanos: bigint;
+  endUnixNanos: bigint;
+  windows: number;
+  evidence: string;
+  open: boolean;
+  recurrences: number;
+  historySinceUnixNanos: bigint;
+  historyPids: number;
+}
+
+export interface ListEpisodesResponse {
+  episodes: ProcessEpisode[];
+}
+
+export interface FleetRequest {
+  fromUnixNanos: bigint;
+  toUnixNanos: bigint;
+}
+
+export interface ServiceFleet {
+  exe: string;
+  comm: string;
+  busyLoopingHosts: string[];
+  hostsRunning: number;
+}
+
+export interface FleetResponse {
+  services: ServiceFleet[];
+}
+
+const WIDE_TIMES = new Set([
+  'startUnixNanos',
+  'endUnixNanos',
+  'firstUnixNanos',
+  'lastUnixNanos',
+  'fromUnixNanos',
+  'toUnixNanos',
+  'historySinceUnixNanos',
+]);
 const codec = <T>(name: string): MessageCodec<T> => codecFor<T>(`hotloop.v1.${name}`, WIDE_TIMES);
 
 export const codecs = {
@@ -85,6 +177,10 @@ export const codecs = {
   listHostsResponse: codec<ListHostsResponse>('ListHostsResponse'),
   queryProfileRequest: codec<QueryProfileRequest>('QueryProfileRequest'),
   queryProfileResponse: codec<QueryProfileResponse>('QueryProfileResponse'),
+  listEpisodesRequest: codec<ListEpisodesRequest>('ListEpisodesRequest'),
+  listEpisodesResponse: codec<ListEpisodesResponse>('ListEpisodesResponse'),
+  fleetRequest: codec<FleetRequest>('FleetRequest'),
+  fleetResponse: codec<FleetResponse>('FleetResponse'),
 };
 
 function method<Req, Res>(
@@ -116,6 +212,8 @@ export const queryService = {
     request: false,
     response: false,
   }),
+  listEpisodes: method('Query', 'ListEpisodes', codecs.listEpisodesRequest, codecs.listEpisodesResponse, { request: false, response: false }),
+  fleet: method('Query', 'Fleet', codecs.fleetRequest, codecs.fleetResponse, { request: false, response: false }),
 };
 
 export interface AgentGatewayClient extends grpc.Client {
@@ -137,6 +235,15 @@ export interface QueryClient extends grpc.Client {
     options: grpc.CallOptions,
     cb: grpc.requestCallback<QueryProfileResponse>,
   ): grpc.ClientUnaryCall;
+  listEpisodes(req: ListEpisodesRequest, cb: grpc.requestCallback<ListEpisodesResponse>): grpc.ClientUnaryCall;
+  listEpisodes(
+    req: ListEpisodesRequest,
+    metadata: grpc.Metadata,
+    options: grpc.CallOptions,
+    cb: grpc.requestCallback<ListEpisodesResponse>,
+  ): grpc.ClientUnaryCall;
+  fleet(req: FleetRequest, cb: grpc.requestCallback<FleetResponse>): grpc.ClientUnaryCall;
+  fleet(req: FleetRequest, metadata: grpc.Metadata, options: grpc.CallOptions, cb: grpc.requestCallback<FleetResponse>): grpc.ClientUnaryCall;
 }
 
 const AgentGatewayClientCtor = grpc.makeGenericClientConstructor(agentGatewayService, 'AgentGateway');

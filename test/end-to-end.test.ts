@@ -18,7 +18,8 @@ let agentLogs: () => string;
 let spinner: ChildProcess;
 
 before(async () => {
-  const bin = compileC(readFileSync(path.join(repoRoot, 'test/workloads/spin.c'), 'utf8'), 'spin');
+  // -O0: at -O1 gcc gives the leaf no frame, and the frame-pointer walk then skips main.
+  const bin = compileC(readFileSync(path.join(repoRoot, 'test/workloads/spin.c'), 'utf8'), 'spin', ['-O0']);
   spinner = spawn(bin, [], { stdio: 'ignore' });
   grpc = `127.0.0.1:${await freePort()}`;
   const http = `127.0.0.1:${await freePort()}`;

@@ -1,0 +1,221 @@
+// The AgentGateway.Connect handler: one long-lived stream per agent. Windows
+// are handled one at a time in arrival order and acked only once the store has
+// committed them (or refused, with the reason), so an agent can drop exactly
+// the windows it saw acked. Each stored window is then classified and folded
+// into its host's episodes, on the same queue, so a host's windows are
+// classified in order.
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { CPU_PERIOD_TYPE, CPU_SAMPLE_TYPES, ProfileBuilder } from '../proto/pprof-builder.js';
+import { decodeProfile, type Profile } from '../proto/pprof.js';
+import type { AgentHello, AgentMessage, CollectorMessage, UploadAck, WindowUpload } from '../proto/wire.js';
+import type { EpisodeTracker } from './episode-tracker.js';
+import { profileShape, sampleTotal } from './profile-merge.js';
+import type { ProfileStore } from './store.js';
+import { classifyWindow } from './window-classifier.js';
+
+export interface AgentGatewayOptions {
+  store: ProfileStore;
+  episodes: EpisodeTracker;
+  log: Logger;
+}
+
+/** An agent whose Connect stream is open and has said hello. */
+export interface ConnectedAgent {
+  readonly host: string;
+  readonly agentId: string;
+  readonly version: string;
+  /** The agent's address as the connection sees it. */
+  readonly peer: string;
+  /** Queues a message down the agent's stream; false once the stream has closed. */
+  send(message: CollectorMessage): boolean;
+}
+
+type ConnectCall = grpc.ServerDuplexStream<AgentMessage, CollectorMessage>;
+
+/** Sample and period types every window must carry, so any range of windows can be merged. */
+const CPU_SHAPE = profileShape(
+  new ProfileBuilder({ sampleTypes: CPU_SAMPLE_TYPES, periodType: CPU_PERIOD_TYPE, period: 0, timeNanos: 0n, durationNanos: 0n }).build(),
+);
+
+export class AgentGateway {
+  private readonly streams = new Set<AgentStream>();
+  private readonly byHost = new Map<string, AgentStream>();
+  private closing = false;
+
+  /** Handlers to register with `server.addService(agentGatewayService, ...)`. */
+  readonly implementation: grpc.UntypedServiceImplementation = {
+    connect: (call: ConnectCall) => this.accept(call),
+  };
+
+  constructor(private readonly opts: AgentGatewayOptions) {}
+
+  /** Agents with an open stream, by host; a reconnecting host's newest stream wins. */
+  connectedAgents(): ReadonlyMap<string, ConnectedAgent> {
+    return this.byHost;
+  }
+
+  /** Finishes the window each stream is handling, then ends every stream with status OK. */
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.all([...this.streams].map((s) => s.finish()));
+  }
+
+  private accept(call: ConnectCall): void {
+    if (this.closing) {
+      call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'collector is shutting down' });
+      return;
+    }
+    const stream = new AgentStream(call, this.opts, {
+      greeted: (s) => {
+        const previous = this.byHost.get(s.host);
+        if (previous) this.opts.log.info({ host: s.host, previous: previous.peer, peer: s.peer }, 'host reconnected; newest stream wins');
+        this.byHost.set(s.host, s);
+      },
+      closed: (s) => {
+        this.streams.delete(s);
+        if (this.byHost.get(s.host) === s) this.byHost.delete(s.host);
+      },
+    });
+    this.streams.add(stream);
+  }
+}
+
+interface StreamEvents {
+  greeted(stream: AgentStream): void;
+  closed(stream: AgentStream): void;
+}
+
+class AgentStream implements ConnectedAgent {
+  host = '';
+  agentId = '';
+  version = '';
+  readonly peer: string;
+  private hello: AgentHello | null = null;
+  /** Messages are handled strictly in order: each waits for the previous one. */
+  private work: Promise<void> = Promise.resolve();
+  private open = true;
+  /** Set once our side is ending: messages not yet read stay unread. */
+  private finishing = false;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly call: ConnectCall,
+    private readonly opts: AgentGatewayOptions,
+    private readonly events: StreamEvents,
+  ) {
+    this.peer = call.getPeer();
+    this.log = opts.log.child({ peer: this.peer });
+    call.on('data', (message: AgentMessage) => {
+      // Stop reading while the store works, so a fast agent is slowed by flow control instead of queued here.
+      call.pause();
+      this.work = this.work
+        .then(() => this.handle(message))
+        .catch((err: unknown) => this.log.error({ err }, 'failed to handle agent message'))
+        .then(() => {
+          if (this.open && !this.finishing) call.resume();
+        });
+    });
+    call.on('end', () => void this.finish());
+    call.on('error', (err: unknown) => this.log.warn({ err }, 'agent stream failed'));
+    call.on('close', () => {
+      this.open = false;
+      if (this.hello) this.log.info({ host: this.host, agentId: this.agentId }, 'agent disconnected');
+      events.closed(this);
+    });
+  }
+
+  send(message: CollectorMessage): boolean {
+    if (!this.open || this.call.writableEnded) return false;
+    this.call.write(message);
+    return true;
+  }
+
+  /** Ends our side once the message being handled is acked. */
+  async finish(): Promise<void> {
+    this.finishing = true;
+    this.call.pause();
+    await this.work;
+    if (this.open && !this.call.writableEnded) this.call.end();
+  }
+
+  private async handle(message: AgentMessage): Promise<void> {
+    if (message.hello) this.greet(message.hello);
+    else if (message.window) await this.handleWindow(message.window);
+    else this.log.warn('agent message with neither hello nor window; ignored');
+  }
+
+  private greet(hello: AgentHello): void {
+    const problem = this.hello
+      ? `hello sent twice on one stream (first as agent ${this.hello.agentId} on host ${this.hello.host})`
+      : !hello.host || !hello.agentId
+        ? 'hello must name both host and agent_id'
+        : null;
+    if (problem) {
+      // Ends the call with this status; the 'error' listener logs it.
+      this.open = false;
+      this.call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: problem });
+      return;
+    }
+    this.hello = hello;
+    this.host = hello.host;
+    this.agentId = hello.agentId;
+    this.version = hello.version;
+    this.log.info({ host: hello.host, agentId: hello.agentId, version: hello.version }, 'agent connected');
+    this.events.greeted(this);
+  }
+
+  private async handleWindow(w: WindowUpload): Promise<void> {
+    const profile = this.check(w);
+    if (typeof profile === 'string') {
+      this.send({ ack: this.refused(w, profile) });
+      return;
+    }
+    const ack = await this.storeWindow(w, profile);
+    this.send({ ack });
+    // After the ack: classifying neither delays it nor can undo it. A duplicate was classified when first stored.
+    if (ack.stored && !ack.duplicate) await this.classify(w, profile);
+  }
+
+  private async classify(w: WindowUpload, profile: Profile): Promise<void> {
+    try {
+      await this.opts.episodes.recordWindow(w, classifyWindow(w, profile));
+    } catch (err) {
+      this.log.error({ err, host: w.host, seq: w.seq }, 'classifying the window failed; it stays stored');
+    }
+  }
+
+  private refused(w: WindowUpload, error: string): UploadAck {
+    this.log.warn({ host: w.host, agentId: w.agentId, seq: w.seq, error }, 'window refused');
+    return { agentId: w.agentId, seq: w.seq, stored: false, duplicate: false, error };
+  }
+
+  private async storeWindow(w: WindowUpload, profile: Profile): Promise<UploadAck> {
+    try {
+      const { duplicate } = await this.opts.store.putWindow(w, sampleTotal(profile.sample));
+      this.log.debug({ host: w.host, seq: w.seq, duplicate }, 'window stored');
+      return { agentId: w.agentId, seq: w.seq, stored: true, duplicate, error: '' };
+    } catch (err) {
+      this.log.error({ err, host: w.host, seq: w.seq }, 'store failed to commit window');
+      return this.refused(w, `collector could not store the window: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  /** The window's decoded profile, or why the window is refused. */
+  private check(w: WindowUpload): Profile | string {
+    if (!this.hello) return 'window sent before hello; send hello first';
+    if (w.agentId !== this.hello.agentId || w.host !== this.hello.host) {
+      return `window is from agent ${w.agentId} on host ${w.host}, but this stream said hello as agent ${this.hello.agentId} on host ${this.hello.host}`;
+    }
+    if (w.endUnixNanos < w.startUnixNanos) return `window ends (${w.endUnixNanos}) before it starts (${w.startUnixNanos})`;
+    let profile: Profile;
+    try {
+      profile = decodeProfile(w.pprofGz);
+    } catch (err) {
+      return `pprof_gz is not a valid profile: ${err instanceof Error ? err.message : String(err)}`;
+    }
+    const shape = profileShape(profile);
+    if (shape !== CPU_SHAPE) return `pprof has sample types ${shape}; hotloop windows carry ${CPU_SHAPE}`;
+    return profile;
+  }
+}

@@ -1,0 +1,93 @@
+// Starts the collector: the SQLite store, the gRPC port (AgentGateway + Query)
+// and the HTTP port, and stops them in an order that loses no acked window.
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { agentGatewayService, MAX_MESSAGE_BYTES, queryService } from '../proto/wire.js';
+import { AgentGateway, type ConnectedAgent } from './agent-gateway.js';
+import { EpisodeTracker } from './episode-tracker.js';
+import { startHttpServer } from './http-server.js';
+import { formatListenAddress, parseListenAddress } from './listen-address.js';
+import { CollectorMetrics } from './metrics.js';
+import { queryApi } from './query-api.js';
+import { SqliteStore } from './sqlite-store.js';
+
+export interface CollectorOptions {
+  /** Directory for hotloop.sqlite; created if missing. */
+  dataDir: string;
+  /** host:port for gRPC (agents and queries); port 0 picks a free one. */
+  grpcAddress: string;
+  /** host:port for /healthz and /metrics; port 0 picks a free one. */
+  httpAddress: string;
+  log: Logger;
+}
+
+export interface RunningCollector {
+  /** host:port actually bound. */
+  grpcAddress: string;
+  /** host:port actually bound. */
+  httpAddress: string;
+  /** Agents with an open Connect stream, by host. */
+  connectedAgents(): ReadonlyMap<string, ConnectedAgent>;
+  close(): Promise<void>;
+}
+
+const serverOptions: grpc.ServerOptions = {
+  'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+  'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+  // Agent streams live for days: ping them so a vanished host leaves connectedAgents().
+  'grpc.keepalive_time_ms': 60_000,
+  'grpc.keepalive_timeout_ms': 20_000,
+};
+
+export async function startCollector(opts: CollectorOptions): Promise<RunningCollector> {
+  const log = opts.log;
+  mkdirSync(opts.dataDir, { recursive: true });
+  const dbFile = path.join(opts.dataDir, 'hotloop.sqlite');
+  const store = new SqliteStore(dbFile);
+  const metrics = new CollectorMetrics();
+  // Episodes still open when the collector last stopped are still open now.
+  metrics.observeEpisodes(await store.openEpisodes());
+  const episodes = new EpisodeTracker({ store, onChange: (changed) => metrics.observeEpisodes(changed) });
+  const gateway = new AgentGateway({ store, episodes, log: log.child({ component: 'agent-gateway' }) });
+  const server = new grpc.Server(serverOptions);
+  server.addService(agentGatewayService, gateway.implementation);
+  server.addService(queryService, queryApi({ store, log: log.child({ component: 'query' }) }));
+
+  let grpcAddress: string;
+  let http: Awaited<ReturnType<typeof startHttpServer>>;
+  try {
+    grpcAddress = await bindGrpc(server, opts.grpcAddress);
+    http = await startHttpServer({ address: opts.httpAddress, metrics, log: log.child({ component: 'http' }) });
+  } catch (err) {
+    server.forceShutdown();
+    await store.close();
+    throw err;
+  }
+  log.info({ grpc: grpcAddress, http: http.address, db: dbFile }, 'collector started');
+
+  return {
+    grpcAddress,
+    httpAddress: http.address,
+    connectedAgents: () => gateway.connectedAgents(),
+    async close() {
+      // Refuse new calls first, then let every agent stream ack what it is storing
+      // and end; tryShutdown completes once in-flight queries finish too.
+      const drained = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      await gateway.close();
+      await drained;
+      await http.close();
+      await store.close();
+      log.info('collector stopped');
+    },
+  };
+}
+
+async function bindGrpc(server: grpc.Server, address: string): Promise<string> {
+  const { host } = parseListenAddress(address);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))),
+  );
+  return formatListenAddress({ host, port });
+}

@@ -1,0 +1,58 @@
+// `npm run bench`: what continuous profiling costs. 60 s at 19 Hz with two busy
+// processes, the agent (plus its bpftrace child) against `perf record -F 19 -a -g`.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { childrenOf, usageOf, type Usage } from '../helpers/proc-usage.js';
+import { compileC, freePort, repoRoot, startHotloop, stopProcess, tempDir } from '../helpers/processes.js';
+
+const MEASURE_S = Number(process.env.HOTLOOP_BENCH_SECONDS ?? 60);
+const WARMUP_S = 10;
+
+function total(pids: number[]): Usage {
+  return pids.map(usageOf).reduce((a, b) => ({ cpuSeconds: a.cpuSeconds + b.cpuSeconds, peakRssMiB: a.peakRssMiB + b.peakRssMiB }), { cpuSeconds: 0, peakRssMiB: 0 });
+}
+
+async function measure(label: string, start: () => ChildProcess, pidsOf: (root: number) => number[]): Promise<Usage> {
+  const root = start();
+  await sleep(WARMUP_S * 1000);
+  const pids = pidsOf(root.pid ?? 0);
+  const before = total(pids);
+  await sleep(MEASURE_S * 1000);
+  const after = total(pids);
+  await stopProcess(root);
+  const u = { cpuSeconds: after.cpuSeconds - before.cpuSeconds, peakRssMiB: after.peakRssMiB };
+  console.log(
+    `${label.padEnd(34)} cpu ${u.cpuSeconds.toFixed(2).padStart(6)} s over ${MEASURE_S} s = ${((100 * u.cpuSeconds) / MEASURE_S).toFixed(2).padStart(5)}% of one core, peak RSS ${u.peakRssMiB.toFixed(1)} MiB (pids ${pids.join(',')})`,
+  );
+  return u;
+}
+
+async function main(): Promise<void> {
+  const bin = compileC(readFileSync(path.join(repoRoot, 'test/workloads/spin.c'), 'utf8'), 'spin');
+  const busy = [spawn(bin, [], { stdio: 'ignore' }), spawn(bin, [], { stdio: 'ignore' })];
+  const grpc = `127.0.0.1:${await freePort()}`;
+  const collector = startHotloop(['collector', '--grpc', grpc, '--http', `127.0.0.1:${await freePort()}`, '--data', tempDir('bench-data')]).child;
+  try {
+    console.log(`hotloop bench: ${MEASURE_S} s measured after ${WARMUP_S} s warm-up, 19 Hz, 2 busy processes, ${(await import('node:os')).cpus().length} CPUs`);
+    const agent = await measure(
+      'hotloop agent + bpftrace',
+      () => startHotloop(['agent', '--collector', grpc, '--host', 'bench', '--frequency', '19', '--window', '10']).child,
+      (pid) => [pid, ...childrenOf(pid)],
+    );
+    const perfFile = path.join(tempDir('bench-perf'), 'perf.data');
+    const perf = await measure(
+      'perf record -F 19 -a -g',
+      () => spawn('perf', ['record', '-F', '19', '-a', '-g', '-q', '-o', perfFile], { stdio: 'ignore' }),
+      (pid) => [pid],
+    );
+    console.log(`ratio agent/perf: cpu ${(agent.cpuSeconds / Math.max(perf.cpuSeconds, 0.01)).toFixed(2)}x, peak RSS ${(agent.peakRssMiB / perf.peakRssMiB).toFixed(2)}x`);
+    console.log(`goal: agent ≤ 1% of one core (${agent.cpuSeconds / MEASURE_S <= 0.01 ? 'met' : 'NOT met'}), < 150 MB RSS (${agent.peakRssMiB * 1.048576 < 150 ? 'met' : 'NOT met'})`);
+  } finally {
+    for (const b of busy) b.kill('SIGKILL');
+    await stopProcess(collector);
+  }
+}
+
+await main();

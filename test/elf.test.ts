@@ -1,0 +1,174 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { BinaryCache } from '../agent/binary-cache.js';
+import { BinarySymbols } from '../agent/binary-symbols.js';
+import { ElfFormatError, parseElf, readElfBuildId, readElfFile, type ElfImage } from '../agent/elf.js';
+import { buildTarget, type BuiltTarget } from './helpers/symbolizer-target.js';
+
+/** name → value of defined functions, as `readelf -sW` lists them for one symbol table. */
+function readelfFunctions(file: string, table: '.symtab' | '.dynsym'): Map<string, bigint> {
+  const out = execFileSync('readelf', ['-sW', file], { encoding: 'utf8' });
+  const functions = new Map<string, bigint>();
+  let inTable = false;
+  for (const line of out.split('\n')) {
+    if (line.startsWith('Symbol table')) inTable = line.includes(`'${table}'`);
+    const f = line.trim().split(/\s+/);
+    // Num: Value Size Type Bind Vis Ndx Name
+    if (!inTable || f.length < 8 || !['FUNC', 'IFUNC'].includes(f[3]) || ['UND', 'ABS'].includes(f[6])) continue;
+    functions.set(f[7].replace(/@.*$/, ''), BigInt(`0x${f[1]}`));
+  }
+  return functions;
+}
+
+/** Functions that record no size, e.g. the C runtime's hand-written _init. */
+function readelfSizelessFunctions(file: string): Map<string, { value: bigint }> {
+  const out = execFileSync('readelf', ['-sW', file], { encoding: 'utf8' });
+  const functions = new Map<string, { value: bigint }>();
+  for (const line of out.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f.length >= 8 && f[3] === 'FUNC' && f[2] === '0' && f[6] !== 'UND') functions.set(f[7], { value: BigInt(`0x${f[1]}`) });
+  }
+  return functions;
+}
+
+function readelfSection(file: string, name: string): { address: bigint; size: bigint } {
+  const out = execFileSync('readelf', ['-SW', file], { encoding: 'utf8' });
+  const line = out.split('\n').find((l) => l.includes(` ${name} `));
+  assert.ok(line, `${file} has ${name}`);
+  // [Nr] Name Type Address Off Size ...
+  const f = line.replace(/^\s*\[\s*\d+\]\s*/, '').split(/\s+/);
+  return { address: BigInt(`0x${f[2]}`), size: BigInt(`0x${f[4]}`) };
+}
+
+function nmDefinedFunctions(args: string[]): Map<string, bigint> {
+  const out = execFileSync('nm', [...args, '--defined-only'], { encoding: 'utf8' });
+  const functions = new Map<string, bigint>();
+  for (const line of out.split('\n')) {
+    const m = /^([0-9a-f]+) ([TtWi]) (\S+)$/.exec(line);
+    if (m) functions.set(m[3].replace(/@.*$/, ''), BigInt(`0x${m[1]}`));
+  }
+  return functions;
+}
+
+function assertContainsAll(found: { name: string; value: bigint }[], expected: Map<string, bigint>): void {
+  const have = new Set(found.map((f) => `${f.name}@${f.value}`));
+  assert.ok(expected.size > 0, 'the reference tool listed functions');
+  for (const [name, value] of expected) assert.ok(have.has(`${name}@${value}`), `missing ${name} at 0x${value.toString(16)}`);
+}
+
+let built: BuiltTarget;
+before(() => {
+  built = buildTarget();
+});
+after(() => {
+  fs.rmSync(built.dir, { recursive: true, force: true });
+});
+
+describe('ELF reader', () => {
+  it('reads the same functions from .symtab as readelf, and the ones nm names', () => {
+    for (const file of [built.pieExecutable, built.noPieExecutable, built.linkedLibrary]) {
+      const image = readElfFile(file);
+      assert.equal(image.symbolTable, '.symtab');
+      const expected = readelfFunctions(file, '.symtab');
+      assertContainsAll(image.functions, expected);
+      assert.equal(new Set(image.functions.map((f) => `${f.name}@${f.value}`)).size, new Set([...expected].map(([n, v]) => `${n}@${v}`)).size);
+      const nm = nmDefinedFunctions([file]);
+      for (const name of ['hotloop_leaf', 'hotloop_caller', 'main', 'linked_inner_work']) {
+        if (!nm.has(name)) continue;
+        assert.equal(image.functions.find((f) => f.name === name)?.value, nm.get(name));
+      }
+    }
+  });
+
+  it('falls back to .dynsym for a stripped binary (/bin/ls) and matches nm -D', () => {
+    const image = readElfFile('/bin/ls');
+    const hasSymtab = execFileSync('readelf', ['-SW', '/bin/ls'], { encoding: 'utf8' }).includes('.symtab');
+    assert.equal(image.symbolTable, hasSymtab ? '.symtab' : '.dynsym');
+    assertContainsAll(image.functions, nmDefinedFunctions(hasSymtab ? ['/bin/ls'] : ['-D', '/bin/ls']));
+    assertContainsAll(readElfFile(built.dlopenedLibrary).functions, nmDefinedFunctions(['-D', built.dlopenedLibrary]));
+  });
+
+  it('reads the GNU build id that readelf reports, also through the cheap path', () => {
+    for (const file of [built.pieExecutable, built.linkedLibrary, '/bin/ls']) {
+      const m = /Build ID: ([0-9a-f]+)/.exec(execFileSync('readelf', ['-n', file], { encoding: 'utf8' }));
+      assert.ok(m, `readelf shows a build id for ${file}`);
+      assert.equal(readElfFile(file).buildId, m[1]);
+      assert.equal(readElfBuildId(file), m[1]);
+    }
+  });
+
+  it('lists PT_LOAD segments as readelf does', () => {
+    const out = execFileSync('readelf', ['-lW', built.pieExecutable], { encoding: 'utf8' });
+    const loads = out
+      .split('\n')
+      .filter((l) => l.trim().startsWith('LOAD'))
+      .map((l) => l.trim().split(/\s+/))
+      .map((f) => ({ fileOffset: BigInt(f[1]), virtualAddress: BigInt(f[2]), fileSize: BigInt(f[4]), executable: f.slice(6, -1).join('').includes('E') }));
+    assert.ok(loads.length > 0);
+    assert.deepEqual(
+      readElfFile(built.pieExecutable).loadSegments.map(({ fileOffset, virtualAddress, fileSize, executable }) => ({ fileOffset, virtualAddress, fileSize, executable })),
+      loads,
+    );
+  });
+
+  it('bounds size-0 symbols by the next symbol and by the end of their section', () => {
+    const image = readElfFile(built.linkedLibrary);
+    const symbols = new BinarySymbols(image);
+    const fileOffsetOf = (image: ElfImage, address: bigint): bigint => {
+      const segment = image.loadSegments.find((s) => address >= s.virtualAddress && address < s.virtualAddress + s.fileSize);
+      assert.ok(segment, `0x${address.toString(16)} is loaded from the file`);
+      return address - segment.virtualAddress + segment.fileOffset;
+    };
+    const nameAt = (address: bigint): string | null => symbols.functionAtFileOffset(fileOffsetOf(image, address));
+    const sizeless = readelfSizelessFunctions(built.linkedLibrary);
+    const init = sizeless.get('_init');
+    assert.ok(init, 'crti provides a size-0 _init');
+    const initSection = readelfSection(built.linkedLibrary, '.init');
+    assert.equal(nameAt(init.value + 4n), '_init');
+    assert.equal(nameAt(initSection.address + initSection.size - 1n), '_init');
+    assert.notEqual(nameAt(initSection.address + initSection.size), '_init');
+
+    const deregister = sizeless.get('deregister_tm_clones');
+    const register = sizeless.get('register_tm_clones');
+    assert.ok(deregister && register && register.value > deregister.value);
+    assert.equal(nameAt(register.value - 1n), 'deregister_tm_clones');
+    assert.equal(nameAt(register.value), 'register_tm_clones');
+  });
+
+  it('rejects truncated and corrupt images with ElfFormatError only', () => {
+    const bytes = fs.readFileSync(built.linkedLibrary);
+    const image = parseElf(bytes);
+    assert.ok(image.functions.length > 0);
+    const sectionTableOffset = Number(bytes.readBigUInt64LE(40));
+    // Cutting into the section header table, or before it, can never parse.
+    for (const cut of [0, 3, 16, 63, 64, 100, 200, 1000, sectionTableOffset + 10, bytes.length - 1]) {
+      assert.throws(() => parseElf(bytes.subarray(0, cut)), ElfFormatError, `cut at ${cut}`);
+    }
+    assert.throws(() => parseElf(Buffer.from('#!/bin/sh\necho not elf\n'.repeat(10))), /not an ELF file/);
+
+    const hugeSectionTable = Buffer.from(bytes);
+    hugeSectionTable.writeBigUInt64LE(0xffffffffffff0000n, 40);
+    assert.throws(() => parseElf(hugeSectionTable), ElfFormatError);
+
+    const elf32 = Buffer.from(bytes);
+    elf32[4] = 1;
+    assert.throws(() => parseElf(elf32), /not ELF64/);
+  });
+
+  it('remembers files that failed to parse instead of parsing them again', () => {
+    const junk = `${built.dir}/junk.so`;
+    fs.writeFileSync(junk, 'this is not an ELF file at all'.repeat(10));
+    const cache = new BinaryCache(4);
+    const first = cache.loadFile(junk, '/usr/lib/junk.so');
+    assert.equal(first.ok, false);
+    assert.equal(cache.loadFile(junk, '/usr/lib/junk.so'), first);
+    assert.equal(cache.size, 1);
+    // A changed file is a different file: parsed again.
+    fs.writeFileSync(junk, fs.readFileSync(built.linkedLibrary));
+    const second = cache.loadFile(junk, '/usr/lib/junk.so');
+    assert.equal(second.ok, true);
+    assert.equal(cache.size, 2);
+  });
+});
