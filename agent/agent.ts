@@ -51,7 +51,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     clockTicksPerSecond: clockTicksPerSecond(),
     hotThreshold: opts.hotThreshold,
     // Read maps and symbols while the process is alive, so it can still be named if it exits mid-window.
-    onActive: (pid) => symbolizer.rememberProcess(pid),
+    onFirstActive: (pid) => symbolizer.rememberProcess(pid),
   });
   const queue = new MemoryWindowQueue(opts.maxQueuedWindows ?? 8640, (w) =>
     log.warn({ seq: w.seq }, 'window queue full: dropped the oldest window'),

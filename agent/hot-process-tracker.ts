@@ -35,8 +35,12 @@ export interface HotProcessTrackerOptions {
   clockTicksPerSecond: number;
   /** Share of one core over the window at which a process is hot. */
   hotThreshold: number;
-  /** Called for each process that used CPU since the previous scan. */
-  onActive?: (pid: number) => void;
+  /**
+   * Called once per process, at the first scan that sees it use CPU. Once is
+   * enough: re-reading maps every second for every busy process costs more
+   * than the rare library loaded and unloaded within one window.
+   */
+  onFirstActive?: (pid: number) => void;
 }
 
 function readText(file: string): string | null {
@@ -86,8 +90,10 @@ export class HotProcessTracker {
       tracked.lastTicks = ticks;
       if (delta > 0) {
         tracked.windowTicks += delta;
-        if (!tracked.meta) tracked.meta = this.readMetadata(pid, stat.comm);
-        this.opts.onActive?.(pid);
+        if (!tracked.meta) {
+          tracked.meta = this.readMetadata(pid, stat.comm);
+          this.opts.onFirstActive?.(pid);
+        }
       }
     }
   }

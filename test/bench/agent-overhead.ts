@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { childrenOf, usageOf, type Usage } from '../helpers/proc-usage.js';
+import { childrenOf, currentRssMiB, usageOf, type Usage } from '../helpers/proc-usage.js';
 import { compileC, freePort, repoRoot, startHotloop, stopProcess, tempDir } from '../helpers/processes.js';
 
 const MEASURE_S = Number(process.env.HOTLOOP_BENCH_SECONDS ?? 60);
@@ -21,6 +21,11 @@ async function measure(label: string, start: () => ChildProcess, pidsOf: (root: 
   const before = total(pids);
   await sleep(MEASURE_S * 1000);
   const after = total(pids);
+  for (const pid of pids) {
+    const u = usageOf(pid);
+    const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    console.log(`  ${comm.padEnd(16)} pid ${pid}: cpu ${u.cpuSeconds.toFixed(2)} s since start, peak RSS ${u.peakRssMiB.toFixed(1)} MiB, RSS now ${currentRssMiB(pid).toFixed(1)} MiB`);
+  }
   await stopProcess(root);
   const u = { cpuSeconds: after.cpuSeconds - before.cpuSeconds, peakRssMiB: after.peakRssMiB };
   console.log(

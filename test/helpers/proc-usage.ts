@@ -29,3 +29,8 @@ export function childrenOf(pid: number): number[] {
   }
   return out;
 }
+
+export function currentRssMiB(pid: number): number {
+  const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(rss?.[1] ?? 0) / 1024;
+}
