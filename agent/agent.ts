@@ -1,18 +1,21 @@
 // The agent daemon: wires capture → symbolize → encode → send, once per window.
-import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
+import { startHttpServer } from '../collector/http-server.js';
 import { encodeProfileGz } from '../proto/pprof.js';
-import type { ProcessInfo, WindowUpload } from '../proto/wire.js';
+import type { CollectorCredentials, ProcessInfo, WindowUpload } from '../proto/wire.js';
+import { AgentMetrics } from './agent-metrics.js';
 import type { CaptureBackend, CapturedWindow } from './capture-types.js';
 import { selectCaptureBackend } from './capture-select.js';
 import { monotonicToUnixNanos } from './clock.js';
 import { prepareHost } from './host-prep.js';
 import { HotProcessTracker, type ProcessWindowSummary } from './hot-process-tracker.js';
 import { clockTicksPerSecond } from './libc.js';
+import { ProcessSignalsCollector } from './process-signals-collector.js';
 import { encodeWindow } from './profile-encoder.js';
+import { SelfCostMeter } from './self-cost.js';
 import { Symbolizer } from './symbolizer.js';
 import { Uploader } from './uploader.js';
-import { MemoryWindowQueue } from './window-queue.js';
+import { WindowSpool } from './window-spool.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -24,13 +27,22 @@ export interface AgentOptions {
   hotThreshold: number;
   log: Logger;
   backend?: 'bpftrace' | 'perf';
-  /** Windows kept in memory while the collector is unreachable. */
-  maxQueuedWindows?: number;
+  /** Directory of the on-disk spool: unacked windows, agent id and next sequence number. */
+  spoolDir: string;
+  /** Bound on the spooled windows' total size; the oldest are dropped beyond it. */
+  spoolMaxBytes?: number;
+  /** host:port for /healthz and /metrics; port 0 picks a free one. */
+  httpAddress: string;
+  /** TLS and the agent token; plaintext without a token when absent. */
+  credentials?: CollectorCredentials;
 }
 
 export interface RunningAgent {
   readonly agentId: string;
   readonly backend: CaptureBackend['name'];
+  /** host:port the HTTP server actually bound. */
+  readonly httpAddress: string;
+  /** Spools the partial window, stops the capture child and the uploader. */
   stop(): Promise<void>;
 }
 
@@ -45,7 +57,15 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     log,
     ...(opts.backend ? { prefer: opts.backend } : {}),
   });
-  const agentId = `${opts.host}/${randomUUID()}`;
+  // Windows are spooled before they are sent; the spool also keeps the agent id and sequence across restarts.
+  const spool = new WindowSpool({
+    dir: opts.spoolDir,
+    host: opts.host,
+    ...(opts.spoolMaxBytes !== undefined ? { maxBytes: opts.spoolMaxBytes } : {}),
+    onDrop: (drop) => log.warn(drop, 'dropped a spooled window before the collector acked it'),
+  });
+  const agentId = spool.agentId;
+  const metrics = new AgentMetrics({ spool, capture: backend });
   const symbolizer = new Symbolizer();
   const tracker = new HotProcessTracker({
     clockTicksPerSecond: clockTicksPerSecond(),
@@ -53,23 +73,27 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     // Read maps and symbols while the process is alive, so it can still be named if it exits mid-window.
     onFirstActive: (pid) => symbolizer.rememberProcess(pid),
   });
-  const queue = new MemoryWindowQueue(opts.maxQueuedWindows ?? 8640, (w) =>
-    log.warn({ seq: w.seq }, 'window queue full: dropped the oldest window'),
-  );
-  const uploader = new Uploader({ collectorAddress: opts.collectorAddress, host: opts.host, agentId, version: AGENT_VERSION, queue, log });
+  const signals = new ProcessSignalsCollector({ log, clockTicksPerSecond: clockTicksPerSecond() });
+  const selfCost = new SelfCostMeter(clockTicksPerSecond());
+  const uploader = new Uploader({ collectorAddress: opts.collectorAddress, host: opts.host, agentId, version: AGENT_VERSION, queue: spool, log, onAck: (ack, sentAtMs) => metrics.windowAcked(ack, sentAtMs), credentials: opts.credentials });
 
-  let seq = 0;
   let lastEndUnixNanos: bigint | null = null;
 
   const onWindow = (window: CapturedWindow): void => {
     const started = process.hrtime.bigint();
     tracker.scan();
     const summaries = new Map<number, ProcessWindowSummary>(tracker.endWindow().map((s) => [s.pid, s]));
+    const hotPids = [...summaries.values()].filter((s) => s.hot).map((s) => s.pid);
+    const windowSignals = signals.endWindow(hotPids, tracker.currentlyHot());
     const endUnixNanos = monotonicToUnixNanos(window.endMonotonicNs);
     const startUnixNanos = lastEndUnixNanos ?? endUnixNanos - BigInt(opts.windowSeconds) * 1_000_000_000n;
     lastEndUnixNanos = endUnixNanos;
 
     const processes = describeProcesses(window, summaries, tracker);
+    for (const [pid, s] of windowSignals.byPid) {
+      const p = processes.get(pid);
+      if (p) p.signals = s;
+    }
     const profile = encodeWindow(window, symbolizer, {
       frequencyHz: opts.frequencyHz,
       startUnixNanos,
@@ -80,13 +104,15 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     const upload: WindowUpload = {
       host: opts.host,
       agentId,
-      seq: ++seq,
+      seq: spool.allocateSeq(),
       startUnixNanos,
       endUnixNanos,
       pprofGz: encodeProfileGz(profile),
       processes: [...processes.values()],
+      cost: selfCost.endWindow(windowSignals.cpuSeconds),
     };
     uploader.enqueue(upload);
+    metrics.windowCaptured();
     symbolizer.forgetProcessesExcept(tracker.livePids());
     log.info(
       {
@@ -97,24 +123,40 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         hot: upload.processes.filter((p) => p.hot).map((p) => `${p.comm}/${p.pid}`),
         bytes: upload.pprofGz.length,
         encodeMs: Number(process.hrtime.bigint() - started) / 1e6,
+        cost: upload.cost,
       },
       'window captured',
     );
   };
 
+  let http: Awaited<ReturnType<typeof startHttpServer>>;
+  try {
+    http = await startHttpServer({ address: opts.httpAddress, metrics, log: log.child({ component: 'http' }) });
+  } catch (err) {
+    spool.close();
+    throw err;
+  }
   tracker.scan();
-  const scanTimer = setInterval(() => tracker.scan(), SCAN_INTERVAL_MS);
+  const scanTimer = setInterval(() => {
+    tracker.scan();
+    signals.onScan(tracker.currentlyHot());
+  }, SCAN_INTERVAL_MS);
   uploader.start();
   backend.start(onWindow);
-  log.info({ agentId, backend: backend.name, collector: opts.collectorAddress, frequencyHz: opts.frequencyHz, windowSeconds: opts.windowSeconds }, 'agent started');
+  log.info({ agentId, spooled: spool.windows, backend: backend.name, collector: opts.collectorAddress, frequencyHz: opts.frequencyHz, windowSeconds: opts.windowSeconds }, 'agent started');
 
   return {
     agentId,
     backend: backend.name,
+    httpAddress: http.address,
     async stop(): Promise<void> {
       clearInterval(scanTimer);
+      // The backend hands over the partial window as it stops; it is spooled and sent after the next start.
       await backend.stop();
+      await signals.stop();
       await uploader.stop();
+      spool.close();
+      await http.close();
     },
   };
 }

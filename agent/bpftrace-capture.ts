@@ -40,6 +40,8 @@ export class BpftraceCapture implements CaptureBackend {
   private stackKeysSinceSpawn = 0;
   /** Set once this child's output proved unparseable; the rest of it is ignored until the restart. */
   private discarding = false;
+  /** Set by stop(): the partial window bpftrace prints as it exits is then wanted. */
+  private stopping = false;
   private onWindow: ((window: CapturedWindow) => void) | undefined;
 
   constructor(opts: BpftraceCaptureOptions) {
@@ -81,7 +83,9 @@ export class BpftraceCapture implements CaptureBackend {
     this.supervisor.start();
   }
 
+  /** bpftrace prints the partial window when it gets SIGTERM; it is delivered before this resolves. */
   stop(): Promise<void> {
+    this.stopping = true;
     return this.supervisor.stop();
   }
 
@@ -116,7 +120,8 @@ export class BpftraceCapture implements CaptureBackend {
         break;
     }
     const window = this.assembler.accept(record);
-    if (window) this.deliver(window);
+    // A partial window from a bpftrace being replaced would be a sliver of a window: only a stop keeps it.
+    if (window && (record.kind === 'window-end' || this.stopping)) this.deliver(window);
   }
 
   private deliver(window: CapturedWindow): void {

@@ -1,7 +1,8 @@
 // Reads what bpf/oncpu.bt prints under `bpftrace -f json`: one JSON object
 // per line. Per window the program prints the @samples map (stack key →
 // count), the @thread_names map (tid → comm) and a printf line closing the
-// window with its CLOCK_MONOTONIC time. Empty maps print nothing at all.
+// window with its CLOCK_MONOTONIC time. Empty maps print nothing at all. At
+// exit it prints the partial window the same way, closed by a final-window line.
 //
 // A @samples key is bpftrace's text for [pid, tid, kstack(perf), ustack(perf)]:
 //   "<pid>,<tid>,<kstack>,<ustack>"
@@ -11,6 +12,7 @@
 import type { CapturedWindow, RawStack } from './capture-types.js';
 
 export const WINDOW_END_PREFIX = 'hotloop_window_end ';
+export const FINAL_WINDOW_END_PREFIX = 'hotloop_final_window_end ';
 const SAMPLES_MAP = '@samples';
 const THREAD_NAMES_MAP = '@thread_names';
 
@@ -18,6 +20,8 @@ export type BpftraceRecord =
   | { kind: 'samples'; stacks: RawStack[]; skippedEntries: number; firstSkipReason?: string }
   | { kind: 'thread-names'; names: Map<number, string> }
   | { kind: 'window-end'; monotonicNs: bigint }
+  /** Closes the partial window bpftrace prints when it exits. */
+  | { kind: 'final-window-end'; monotonicNs: bigint }
   | { kind: 'lost-events'; count: number }
   /** Output the sampler does not use (attached_probes, other maps, other printf text). */
   | { kind: 'other'; type: string }
@@ -86,10 +90,11 @@ function parseThreadNamesMap(entries: unknown, line: string): BpftraceRecord {
 
 function parsePrintfRecord(data: unknown, line: string): BpftraceRecord {
   if (typeof data !== 'string') return malformed(`printf record without string "data": ${preview(line)}`);
-  if (!data.startsWith(WINDOW_END_PREFIX)) return { kind: 'other', type: 'printf' };
-  const digits = data.slice(WINDOW_END_PREFIX.length).trim();
+  const prefix = data.startsWith(WINDOW_END_PREFIX) ? WINDOW_END_PREFIX : data.startsWith(FINAL_WINDOW_END_PREFIX) ? FINAL_WINDOW_END_PREFIX : undefined;
+  if (prefix === undefined) return { kind: 'other', type: 'printf' };
+  const digits = data.slice(prefix.length).trim();
   if (!/^\d{1,20}$/.test(digits)) return malformed(`window end without a time: ${preview(data)}`);
-  return { kind: 'window-end', monotonicNs: BigInt(digits) };
+  return { kind: prefix === WINDOW_END_PREFIX ? 'window-end' : 'final-window-end', monotonicNs: BigInt(digits) };
 }
 
 function parseLostEvents(data: unknown, line: string): BpftraceRecord {
@@ -159,7 +164,8 @@ export class BpftraceWindowAssembler {
       case 'thread-names':
         for (const [tid, comm] of record.names) this.threadNames.set(tid, comm);
         return undefined;
-      case 'window-end': {
+      case 'window-end':
+      case 'final-window-end': {
         const window: CapturedWindow = { endMonotonicNs: record.monotonicNs, stacks: this.stacks, threadNames: this.threadNames };
         this.reset();
         return window;

@@ -25,6 +25,6 @@ export interface CaptureBackend {
   readonly name: 'bpftrace' | 'perf';
   /** Starts sampling; onWindow is called once per finished window. */
   start(onWindow: (window: CapturedWindow) => void): void;
-  /** Stops sampling; resolves once the child has exited. Flushes nothing. */
+  /** Delivers the partial window in progress through onWindow, stops sampling, and resolves once the child has exited. */
   stop(): Promise<void>;
 }

@@ -1,5 +1,7 @@
 // Scans /proc every tick, accumulates each process's CPU over the current
 // window, and at window end reports which processes were hot, with metadata.
+// Between window ends it also says which processes are hot right now (over
+// the last few scans), so deeper signals can be gathered while the window runs.
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { containerIdFromCgroup, parseCgroup, parseCmdline, parseProcStat } from './proc-stat.js';
@@ -21,10 +23,23 @@ export interface ProcessWindowSummary extends ProcessMetadata {
   alive: boolean;
 }
 
+export interface CurrentlyHotProcess {
+  pid: number;
+  /** Average CPU over the last few scans, in cores. */
+  cpuCores: number;
+}
+
+/** Scans that "currently hot" looks back over: long enough to smooth one busy second, short enough to react within seconds. */
+const RECENT_SCANS = 3;
+/** Less history than this is too little to call a process hot: 10 ms clock ticks make short spans noisy. */
+const MIN_RECENT_SECONDS = 0.9;
+
 interface TrackedProcess {
   startTime: number;
   lastTicks: number;
   windowTicks: number;
+  /** CPU ticks in each of the last RECENT_SCANS scan intervals it was seen in, newest last. */
+  recentTicks: number[];
   meta: ProcessMetadata | null;
   seenInLastScan: boolean;
 }
@@ -55,6 +70,9 @@ export class HotProcessTracker {
   private readonly procRoot: string;
   private readonly processes = new Map<number, TrackedProcess>();
   private windowStartMs: number;
+  private lastScanMs: number | undefined;
+  /** Lengths of the last RECENT_SCANS scan intervals in seconds, newest last. */
+  private readonly recentIntervals: number[] = [];
 
   constructor(private readonly opts: HotProcessTrackerOptions) {
     this.procRoot = opts.procRoot ?? '/proc';
@@ -69,6 +87,9 @@ export class HotProcessTracker {
     } catch {
       return;
     }
+    const now = Date.now();
+    if (this.lastScanMs !== undefined) pushBounded(this.recentIntervals, Math.max((now - this.lastScanMs) / 1000, 1e-3));
+    this.lastScanMs = now;
     for (const p of this.processes.values()) p.seenInLastScan = false;
     for (const name of entries) {
       const pid = Number(name);
@@ -81,13 +102,14 @@ export class HotProcessTracker {
       if (tracked && tracked.startTime !== stat.startTime) tracked = undefined; // pid reused
       if (!tracked) {
         // First sight: count only CPU from now on, not its whole lifetime.
-        tracked = { startTime: stat.startTime, lastTicks: ticks, windowTicks: 0, meta: null, seenInLastScan: true };
+        tracked = { startTime: stat.startTime, lastTicks: ticks, windowTicks: 0, recentTicks: [], meta: null, seenInLastScan: true };
         this.processes.set(pid, tracked);
         continue;
       }
       tracked.seenInLastScan = true;
       const delta = ticks - tracked.lastTicks;
       tracked.lastTicks = ticks;
+      pushBounded(tracked.recentTicks, delta);
       if (delta > 0) {
         tracked.windowTicks += delta;
         if (!tracked.meta) {
@@ -133,6 +155,21 @@ export class HotProcessTracker {
     return out;
   }
 
+  /** Processes whose CPU over the last few scans reaches the hot threshold, hottest first. */
+  currentlyHot(): CurrentlyHotProcess[] {
+    const out: CurrentlyHotProcess[] = [];
+    for (const [pid, p] of this.processes) {
+      if (!p.seenInLastScan || p.recentTicks.length === 0) continue;
+      // A process seen for fewer scans is averaged over the intervals it was seen in.
+      const seconds = this.recentIntervals.slice(-p.recentTicks.length).reduce((a, b) => a + b, 0);
+      if (seconds < MIN_RECENT_SECONDS) continue;
+      const ticks = p.recentTicks.reduce((a, b) => a + b, 0);
+      const cpuCores = ticks / this.opts.clockTicksPerSecond / seconds;
+      if (cpuCores >= this.opts.hotThreshold) out.push({ pid, cpuCores });
+    }
+    return out.sort((a, b) => b.cpuCores - a.cpuCores);
+  }
+
   livePids(): Set<number> {
     const live = new Set<number>();
     for (const [pid, p] of this.processes) if (p.seenInLastScan) live.add(pid);
@@ -156,4 +193,9 @@ export class HotProcessTracker {
       containerId: containerIdFromCgroup(cgroup),
     };
   }
+}
+
+function pushBounded(list: number[], value: number): void {
+  list.push(value);
+  if (list.length > RECENT_SCANS) list.shift();
 }

@@ -1,5 +1,5 @@
 // The few libc calls the agent needs that Node does not expose (resource
-// limits, mount, clocks by id, sysconf), bound through koffi. Failures throw a
+// limits, mount, clocks by id, sysconf, flock, perf events), bound through koffi. Failures throw a
 // LibcError carrying errno, so callers can decide what is fatal.
 import koffi from 'koffi';
 
@@ -10,6 +10,10 @@ export const CLOCK_REALTIME = 0;
 export const CLOCK_MONOTONIC = 1;
 const SC_CLK_TCK = 2;
 const F_SETPIPE_SZ = 1031;
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+const EWOULDBLOCK = 11;
+const ENOSYS = 38;
 
 export interface ResourceLimit {
   soft: bigint;
@@ -46,6 +50,18 @@ interface LibcBindings {
   mkfifo(path: string, mode: number): number;
   /** fcntl(fd, cmd, int arg): koffi takes a variadic argument as a type and a value. */
   fcntlInt(fd: number, cmd: number, argType: 'int', arg: number): number;
+  flock(fd: number, operation: number): number;
+  /** syscall(SYS_perf_event_open, attr, pid, cpu, group_fd, flags); glibc has no wrapper. */
+  perfEventOpen(
+    nr: number,
+    attrType: 'void *', attr: Buffer,
+    pidType: 'int', pid: number,
+    cpuType: 'int', cpu: number,
+    groupFdType: 'int', groupFd: number,
+    flagsType: 'unsigned long', flags: number,
+  ): number;
+  read(fd: number, buf: Buffer, count: number): number;
+  close(fd: number): number;
 }
 
 let bindings: LibcBindings | undefined;
@@ -65,6 +81,10 @@ function libc(): LibcBindings {
     sysconf: lib.func('sysconf', 'long', ['int']),
     mkfifo: lib.func('mkfifo', 'int', ['str', 'uint32_t']),
     fcntlInt: lib.func('fcntl', 'int', ['int', 'int', '...']),
+    flock: lib.func('flock', 'int', ['int', 'int']),
+    perfEventOpen: lib.func('syscall', 'long', ['long', '...']),
+    read: lib.func('read', 'long', ['int', 'void *', 'size_t']),
+    close: lib.func('close', 'int', ['int']),
   };
   return bindings;
 }
@@ -109,6 +129,42 @@ export function setPipeCapacity(fd: number, bytes: number): number {
   const granted = libc().fcntlInt(fd, F_SETPIPE_SZ, 'int', bytes);
   if (granted < 0) throw new LibcError('fcntl(F_SETPIPE_SZ)', koffi.errno());
   return granted;
+}
+
+/**
+ * flock(fd, LOCK_EX | LOCK_NB): true once this open file holds the lock, false
+ * while another holds it. The kernel drops the lock when the file is closed or
+ * its process dies, so a killed holder never leaves a stale lock behind.
+ */
+export function tryLockExclusive(fd: number): boolean {
+  if (libc().flock(fd, LOCK_EX | LOCK_NB) === 0) return true;
+  const errno = koffi.errno();
+  if (errno === EWOULDBLOCK) return false;
+  throw new LibcError('flock', errno);
+}
+
+/** perf_event_open(2)'s syscall number per architecture. */
+const SYS_PERF_EVENT_OPEN: Partial<Record<NodeJS.Architecture, number>> = { x64: 298, arm64: 241 };
+
+/** perf_event_open(2): returns the new event's fd. `attr` is a struct perf_event_attr laid out by the caller. */
+export function perfEventOpen(attr: Buffer, pid: number, cpu: number, groupFd: number, flags: number): number {
+  const nr = SYS_PERF_EVENT_OPEN[process.arch];
+  if (nr === undefined) throw new LibcError('perf_event_open', ENOSYS);
+  const fd = libc().perfEventOpen(nr, 'void *', attr, 'int', pid, 'int', cpu, 'int', groupFd, 'unsigned long', flags);
+  if (fd < 0) throw new LibcError('perf_event_open', koffi.errno());
+  return fd;
+}
+
+/** read(2) on a descriptor Node does not own (a perf event); returns the bytes read. */
+export function readFd(fd: number, buf: Buffer): number {
+  const n = libc().read(fd, buf, buf.length);
+  if (n < 0) throw new LibcError('read', koffi.errno());
+  return n;
+}
+
+/** close(2) on a descriptor Node does not own. */
+export function closeFd(fd: number): void {
+  check('close', libc().close(fd));
 }
 
 /** Clock ticks per second (USER_HZ), the unit of /proc/<pid>/stat CPU times. */

@@ -89,9 +89,11 @@ export class PerfCapture implements CaptureBackend {
     this.windowTimer ??= setInterval(() => this.closeWindow(), this.windowMs);
   }
 
+  /** Delivers the partial window counted so far, then stops perf. */
   async stop(): Promise<void> {
     clearInterval(this.windowTimer);
     this.windowTimer = undefined;
+    this.closeWindow();
     await this.supervisor.stop();
   }
 

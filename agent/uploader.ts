@@ -2,7 +2,17 @@
 // that the agent opens itself, and forgets a window only once it is acked.
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { newAgentGatewayClient, type AgentGatewayClient, type AgentMessage, type CollectorMessage, type UploadAck, type WindowUpload } from '../proto/wire.js';
+import {
+  newAgentGatewayClient,
+  type AgentGatewayClient,
+  type AgentMessage,
+  type CaptureRequest,
+  type CollectorCredentials,
+  type CollectorMessage,
+  type UploadAck,
+  type WindowUpload,
+} from '../proto/wire.js';
+import { acceptCaptureRequest, type ValidCaptureRequest } from './capture-request.js';
 import type { WindowQueue } from './window-queue.js';
 
 export interface UploaderOptions {
@@ -12,11 +22,16 @@ export interface UploaderOptions {
   version: string;
   queue: WindowQueue;
   log: Logger;
-  credentials?: grpc.ChannelCredentials;
+  /** TLS and the agent token; plaintext without a token when absent. */
+  credentials?: CollectorCredentials;
   /** Reconnect backoff bounds. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
   onAck?: (ack: UploadAck, sentAtMs: number | undefined) => void;
+  /** Windows sent but not yet acked; more wait in the queue (on disk) instead of in the stream's buffers. */
+  maxInflight?: number;
+  /** Gets capture requests that passed validation; refused ones are only logged. */
+  onCaptureRequest?: (request: ValidCaptureRequest) => void;
 }
 
 export class Uploader {
@@ -30,7 +45,7 @@ export class Uploader {
   connected = false;
 
   constructor(private readonly opts: UploaderOptions) {
-    this.client = newAgentGatewayClient(opts.collectorAddress, opts.credentials);
+    this.client = newAgentGatewayClient(opts.collectorAddress, opts.credentials?.channel);
     this.backoffMs = opts.minBackoffMs ?? 500;
   }
 
@@ -57,7 +72,7 @@ export class Uploader {
 
   private open(): void {
     if (this.stopped) return;
-    const call = this.client.connect();
+    const call = this.client.connect(this.opts.credentials?.callMetadata.clone() ?? new grpc.Metadata());
     this.call = call;
     this.inflight = new Map();
     call.on('data', (msg: CollectorMessage) => {
@@ -67,6 +82,7 @@ export class Uploader {
         this.opts.log.info({ collector: this.opts.collectorAddress }, 'connected to collector');
       }
       if (msg.ack) this.handleAck(msg.ack);
+      else if (msg.capture) this.handleCaptureRequest(msg.capture);
     });
     const onClose = (err?: Error): void => {
       if (this.call !== call) return;
@@ -75,7 +91,7 @@ export class Uploader {
       if (this.stopped) return;
       const delay = this.nextDelay();
       this.opts.log.warn(
-        { collector: this.opts.collectorAddress, err: err?.message, retryInMs: delay, pending: this.opts.queue.pending().length },
+        { collector: this.opts.collectorAddress, err: err?.message, retryInMs: delay, pending: this.opts.queue.pendingSeqs().length },
         'collector stream closed; windows stay queued',
       );
       this.reconnectTimer = setTimeout(() => this.open(), delay);
@@ -97,11 +113,22 @@ export class Uploader {
   private flush(): void {
     const call = this.call;
     if (!call) return;
-    for (const window of this.opts.queue.pending()) {
-      if (this.inflight.has(window.seq)) continue;
-      this.inflight.set(window.seq, Date.now());
+    const maxInflight = this.opts.maxInflight ?? 32;
+    for (const seq of this.opts.queue.pendingSeqs()) {
+      if (this.inflight.size >= maxInflight) return;
+      if (this.inflight.has(seq)) continue;
+      const window = this.opts.queue.read(seq);
+      if (!window) continue;
+      this.inflight.set(seq, Date.now());
       call.write({ window });
     }
+  }
+
+  private handleCaptureRequest(req: CaptureRequest): void {
+    const valid = acceptCaptureRequest(req, this.opts.log);
+    if (!valid) return;
+    if (this.opts.onCaptureRequest) this.opts.onCaptureRequest(valid);
+    else this.opts.log.warn({ requestId: valid.requestId }, 'capture request not run: this agent does not take on-demand captures');
   }
 
   private handleAck(ack: UploadAck): void {
@@ -113,5 +140,6 @@ export class Uploader {
     }
     this.opts.queue.remove(ack.seq);
     this.opts.onAck?.(ack, sentAt);
+    this.flush();
   }
 }

@@ -1,13 +1,16 @@
 // Windows waiting for the collector's ack. The uploader only sees this
-// interface, so an on-disk spool can stand in for the in-memory queue.
+// interface, so the on-disk spool (window-spool.ts) and the in-memory queue
+// (simulated agents in tests and the soak) are interchangeable.
 import type { WindowUpload } from '../proto/wire.js';
 
 export interface WindowQueue {
   add(window: WindowUpload): void;
   /** The collector has committed (or permanently refused) this window. */
   remove(seq: number): void;
-  /** Unacknowledged windows, oldest first. */
-  pending(): WindowUpload[];
+  /** Sequence numbers of the unacknowledged windows, oldest first. */
+  pendingSeqs(): number[];
+  /** An unacknowledged window; undefined once it is removed or dropped. Read on demand, so a large backlog need not sit in memory. */
+  read(seq: number): WindowUpload | undefined;
   /** Windows dropped so far because the queue was full. */
   readonly dropped: number;
 }
@@ -38,7 +41,11 @@ export class MemoryWindowQueue implements WindowQueue {
     this.windows.delete(seq);
   }
 
-  pending(): WindowUpload[] {
-    return [...this.windows.values()];
+  pendingSeqs(): number[] {
+    return [...this.windows.keys()];
+  }
+
+  read(seq: number): WindowUpload | undefined {
+    return this.windows.get(seq);
   }
 }

@@ -6,6 +6,7 @@ import {
   type FleetResponse,
   type ListEpisodesRequest,
   type ListEpisodesResponse,
+  type CollectorCredentials,
   type ListHostsResponse,
   type QueryClient,
   type QueryProfileRequest,
@@ -27,17 +28,24 @@ function describe(address: string, err: grpc.ServiceError): CollectorRequestErro
   if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED) {
     return new CollectorRequestError(`cannot reach the collector at ${address}: ${err.details || err.message}`, err.code);
   }
+  if (err.code === grpc.status.UNAUTHENTICATED || err.code === grpc.status.PERMISSION_DENIED) {
+    return new CollectorRequestError(`the collector at ${address} refused the call: ${err.details || err.message}`, err.code);
+  }
   return new CollectorRequestError(err.details || err.message, err.code);
 }
 
 export class CollectorClient {
   private readonly client: QueryClient;
+  private readonly metadata: grpc.Metadata;
 
+  /** Without credentials: plaintext and no token, as a loopback collector without auth expects. */
   constructor(
     private readonly address: string,
+    credentials?: CollectorCredentials,
     private readonly timeoutMs = 30_000,
   ) {
-    this.client = newQueryClient(address);
+    this.client = newQueryClient(address, credentials?.channel);
+    this.metadata = credentials?.callMetadata ?? new grpc.Metadata();
   }
 
   private options(): grpc.CallOptions {
@@ -46,7 +54,7 @@ export class CollectorClient {
 
   listHosts(): Promise<ListHostsResponse> {
     return new Promise((resolve, reject) => {
-      this.client.listHosts({}, new grpc.Metadata(), this.options(), (err, res) =>
+      this.client.listHosts({}, this.metadata.clone(), this.options(), (err, res) =>
         err || !res ? reject(err ? describe(this.address, err) : new Error('empty response')) : resolve(res),
       );
     });
@@ -54,7 +62,7 @@ export class CollectorClient {
 
   queryProfile(req: QueryProfileRequest): Promise<QueryProfileResponse> {
     return new Promise((resolve, reject) => {
-      this.client.queryProfile(req, new grpc.Metadata(), this.options(), (err, res) =>
+      this.client.queryProfile(req, this.metadata.clone(), this.options(), (err, res) =>
         err || !res ? reject(err ? describe(this.address, err) : new Error('empty response')) : resolve(res),
       );
     });
@@ -62,7 +70,7 @@ export class CollectorClient {
 
   listEpisodes(req: ListEpisodesRequest): Promise<ListEpisodesResponse> {
     return new Promise((resolve, reject) => {
-      this.client.listEpisodes(req, new grpc.Metadata(), this.options(), (err, res) =>
+      this.client.listEpisodes(req, this.metadata.clone(), this.options(), (err, res) =>
         err || !res ? reject(err ? describe(this.address, err) : new Error('empty response')) : resolve(res),
       );
     });
@@ -70,7 +78,7 @@ export class CollectorClient {
 
   fleet(req: FleetRequest): Promise<FleetResponse> {
     return new Promise((resolve, reject) => {
-      this.client.fleet(req, new grpc.Metadata(), this.options(), (err, res) =>
+      this.client.fleet(req, this.metadata.clone(), this.options(), (err, res) =>
         err || !res ? reject(err ? describe(this.address, err) : new Error('empty response')) : resolve(res),
       );
     });

@@ -2,20 +2,29 @@
 // The one `hotloop` command: daemons (collector, agent, up) and clients (hosts, query, verdicts, fleet).
 import { writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { startAgent, type RunningAgent } from '../agent/agent.js';
+import { DEFAULT_SPOOL_MAX_BYTES } from '../agent/window-spool.js';
 import { startCollector } from '../collector/collector.js';
+import { DEFAULT_RETENTION_NS } from '../collector/retention.js';
 import { decodeProfile } from '../proto/pprof.js';
+import { addClientSecurityOptions, loadClientCredentials, type ClientSecurityFlags } from './client-credentials.js';
 import { CollectorClient, CollectorRequestError } from './collector-client.js';
+import { addConfigOption } from './config-file.js';
+import { addCollectorSecurityOptions, loadCollectorSecurity, uploadLimitsFrom, type CollectorSecurityFlags, type UploadLimitFlags } from './collector-security-flags.js';
 import { formatFleetTable, serviceFleetJson } from './format-fleet.js';
 import { formatFolded } from './format-folded.js';
 import { formatTop } from './format-top.js';
 import { episodeJson, formatEpisodesTable, orderForOnCall } from './format-verdicts.js';
 import { createLogger } from './logger.js';
+import { parseByteSize, parseDuration } from './quantity.js';
 import { formatUnixNanos, parseTimeSpec } from './time-spec.js';
 
 const DEFAULT_GRPC = '127.0.0.1:7717';
 const DEFAULT_HTTP = '127.0.0.1:7718';
+const DEFAULT_AGENT_HTTP = '127.0.0.1:7719';
+const DEFAULT_SPOOL = '/var/lib/hotloop/spool';
 
 function integer(min: number, max: number) {
   return (text: string): number => {
@@ -38,6 +47,20 @@ function timeSpec(text: string): bigint {
     throw new InvalidArgumentError((e as Error).message);
   }
 }
+
+/** Wraps a quantity parser so commander reports its message as a bad argument. */
+function quantity<T>(parse: (text: string) => T) {
+  return (text: string): T => {
+    try {
+      return parse(text);
+    } catch (e) {
+      throw new InvalidArgumentError((e as Error).message);
+    }
+  };
+}
+
+const retentionOption = (): Option =>
+  new Option('--retention <duration>', 'delete windows and closed episodes older than this (30m, 12h, 7d, 2w)').argParser(quantity(parseDuration)).default(DEFAULT_RETENTION_NS, '7d');
 
 /** --from/--to: parsed to unix nanoseconds, the default shown in help as typed (help cannot print a bigint). */
 function timeOption(flags: string, description: string, fallback: string): Option {
@@ -63,6 +86,13 @@ interface AgentFlags {
   window: number;
   hotThreshold: number;
   backend?: 'bpftrace' | 'perf';
+  spoolMaxBytes: number;
+}
+
+/** Where the agent keeps its spool and serves /metrics. */
+interface AgentDaemonFlags {
+  spool: string;
+  http: string;
 }
 
 const agentOptions = (cmd: Command): Command =>
@@ -71,18 +101,32 @@ const agentOptions = (cmd: Command): Command =>
     .option('--frequency <hz>', 'sampling frequency per CPU', integer(1, 1000), 19)
     .option('--window <seconds>', 'seconds per capture window', integer(1, 3600), 10)
     .option('--hot-threshold <cores>', 'CPU share of one core over a window that makes a process hot', fraction, 0.5)
-    .addOption(new Option('--backend <name>', 'capture backend (default: bpftrace, perf if bpftrace is missing)').choices(['bpftrace', 'perf']));
+    .addOption(new Option('--backend <name>', 'capture backend (default: bpftrace, perf if bpftrace is missing)').choices(['bpftrace', 'perf']))
+    .addOption(
+      new Option('--spool-max-bytes <size>', 'bound on the spool; beyond it the oldest windows are dropped').argParser(quantity(parseByteSize)).default(DEFAULT_SPOOL_MAX_BYTES, '256MiB'),
+    );
 
-async function runAgent(flags: AgentFlags): Promise<RunningAgent> {
+/** `up` passes no security flags: its agent talks plaintext to its own loopback collector. */
+async function runAgent(flags: AgentFlags & ClientSecurityFlags, daemon: AgentDaemonFlags): Promise<RunningAgent> {
+  const log = createLogger('hotloop-agent');
   return startAgent({
     collectorAddress: flags.collector,
     host: flags.host,
     frequencyHz: flags.frequency,
     windowSeconds: flags.window,
     hotThreshold: flags.hotThreshold,
-    log: createLogger('hotloop-agent'),
+    log,
+    spoolDir: daemon.spool,
+    spoolMaxBytes: flags.spoolMaxBytes,
+    httpAddress: daemon.http,
+    credentials: loadClientCredentials(flags, (message) => log.warn(message)),
     ...(flags.backend ? { backend: flags.backend } : {}),
   });
+}
+
+/** A query client for the collector, with the token and TLS its flags name. */
+function collectorClient(flags: { collector: string } & ClientSecurityFlags): CollectorClient {
+  return new CollectorClient(flags.collector, loadClientCredentials(flags, (message) => process.stderr.write(`hotloop: warning: ${message}\n`)));
 }
 
 export function buildProgram(): Command {
@@ -91,44 +135,60 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .configureOutput({ outputError: (str, write) => write(str) });
 
-  program
-    .command('collector')
-    .description('store profiles from agents and answer queries')
-    .option('--grpc <addr>', 'gRPC listen address', DEFAULT_GRPC)
-    .option('--http <addr>', 'HTTP listen address (health, metrics)', DEFAULT_HTTP)
-    .option('--data <dir>', 'data directory of the embedded store', './hotloop-data')
-    .action(async (flags: { grpc: string; http: string; data: string }) => {
-      const collector = await startCollector({ grpcAddress: flags.grpc, httpAddress: flags.http, dataDir: flags.data, log: createLogger('hotloop-collector') });
-      stopOnSignals([() => collector.close()]);
-    });
+  addCollectorSecurityOptions(
+    addConfigOption(program.command('collector'))
+      .description('store profiles from agents and answer queries (without token files: loopback only)')
+      .option('--grpc <addr>', 'gRPC listen address', DEFAULT_GRPC)
+      .option('--http <addr>', 'HTTP listen address (health, metrics)', DEFAULT_HTTP)
+      .option('--data <dir>', 'data directory of the embedded store', './hotloop-data')
+      .addOption(retentionOption()),
+  ).action(async (flags: { grpc: string; http: string; data: string; retention: bigint } & CollectorSecurityFlags & UploadLimitFlags) => {
+    const log = createLogger('hotloop-collector');
+    const security = loadCollectorSecurity(flags, (message) => log.warn(message));
+    const collector = await startCollector({ grpcAddress: flags.grpc, httpAddress: flags.http, dataDir: flags.data, log, security, limits: uploadLimitsFrom(flags), retentionNs: flags.retention });
+    stopOnSignals([() => collector.close()]);
+  });
 
-  agentOptions(
-    program.command('agent').description('profile this host and send windows to the collector').option('--collector <addr>', 'collector gRPC address', DEFAULT_GRPC),
-  ).action(async (flags: AgentFlags) => {
-    const agent = await runAgent(flags);
+  addClientSecurityOptions(
+    agentOptions(
+      addConfigOption(program.command('agent'))
+        .description('profile this host and send windows to the collector')
+        .option('--collector <addr>', 'collector gRPC address', DEFAULT_GRPC)
+        .option('--spool <dir>', 'on-disk spool: windows not yet acked, the agent id and sequence number', DEFAULT_SPOOL)
+        .option('--http <addr>', 'HTTP listen address (health, metrics)', DEFAULT_AGENT_HTTP),
+    ),
+  ).action(async (flags: AgentFlags & ClientSecurityFlags & AgentDaemonFlags) => {
+    const agent = await runAgent(flags, flags);
     stopOnSignals([() => agent.stop()]);
   });
 
   agentOptions(
-    program
-      .command('up')
+    addConfigOption(program.command('up'))
       .description('collector on the embedded store plus an agent for this host, on loopback')
       .option('--grpc <addr>', 'gRPC listen address', DEFAULT_GRPC)
       .option('--http <addr>', 'HTTP listen address', DEFAULT_HTTP)
-      .option('--data <dir>', 'data directory', './hotloop-data'),
-  ).action(async (flags: Omit<AgentFlags, 'collector'> & { grpc: string; http: string; data: string }) => {
-    const collector = await startCollector({ grpcAddress: flags.grpc, httpAddress: flags.http, dataDir: flags.data, log: createLogger('hotloop-collector') });
-    const agent = await runAgent({ ...flags, collector: collector.grpcAddress });
+      .option('--data <dir>', 'data directory', './hotloop-data')
+      .addOption(retentionOption())
+      .option('--spool <dir>', "the agent's spool directory (default: DIR/spool of --data)")
+      .option('--agent-http <addr>', "the agent's HTTP listen address (health, metrics)", DEFAULT_AGENT_HTTP),
+  ).action(async (flags: Omit<AgentFlags, 'collector'> & { grpc: string; http: string; data: string; retention: bigint; spool?: string; agentHttp: string }) => {
+    const collector = await startCollector({
+      grpcAddress: flags.grpc,
+      httpAddress: flags.http,
+      dataDir: flags.data,
+      log: createLogger('hotloop-collector'),
+      retentionNs: flags.retention,
+    });
+    const agent = await runAgent({ ...flags, collector: collector.grpcAddress }, { spool: flags.spool ?? path.join(flags.data, 'spool'), http: flags.agentHttp });
     stopOnSignals([() => agent.stop().then(() => collector.close())]);
   });
 
-  program
-    .command('hosts')
+  addClientSecurityOptions(program.command('hosts'))
     .description('hosts the collector has windows for')
     .option('--collector <addr>', 'collector gRPC address', DEFAULT_GRPC)
     .option('--json', 'print JSON')
-    .action(async (flags: { collector: string; json?: boolean }) => {
-      const client = new CollectorClient(flags.collector);
+    .action(async (flags: { collector: string; json?: boolean } & ClientSecurityFlags) => {
+      const client = collectorClient(flags);
       try {
         const { hosts } = await client.listHosts();
         const rows = hosts.map((h) => ({ host: h.host, first: formatUnixNanos(h.firstUnixNanos), last: formatUnixNanos(h.lastUnixNanos), windows: h.windows }));
@@ -140,8 +200,7 @@ export function buildProgram(): Command {
       }
     });
 
-  program
-    .command('query')
+  addClientSecurityOptions(program.command('query'))
     .description('merged CPU profile of one host over a time range')
     .option('--collector <addr>', 'collector gRPC address', DEFAULT_GRPC)
     .requiredOption('--host <name>', 'host to query')
@@ -153,10 +212,12 @@ export function buildProgram(): Command {
     .option('-o, --output <file>', 'write to a file instead of stdout')
     .option('--nodes <n>', 'rows shown by --format top', integer(1, 100_000), 25)
     .action(
-      async (flags: { collector: string; host: string; from: bigint; to: bigint; pid?: number; comm?: string; format: 'pprof' | 'folded' | 'top'; output?: string; nodes: number }) => {
+      async (
+        flags: { collector: string; host: string; from: bigint; to: bigint; pid?: number; comm?: string; format: 'pprof' | 'folded' | 'top'; output?: string; nodes: number } & ClientSecurityFlags,
+      ) => {
         checkRange(flags);
         if (flags.format === 'pprof' && !flags.output) throw new CollectorRequestError('--format pprof writes binary data: give -o FILE', 3);
-        const client = new CollectorClient(flags.collector);
+        const client = collectorClient(flags);
         try {
           const res = await client.queryProfile({ host: flags.host, fromUnixNanos: flags.from, toUnixNanos: flags.to, pid: flags.pid ?? 0, comm: flags.comm ?? '' });
           const out: Buffer | string =
@@ -173,17 +234,16 @@ export function buildProgram(): Command {
       },
     );
 
-  program
-    .command('verdicts')
+  addClientSecurityOptions(program.command('verdicts'))
     .description('busy-loop and working episodes of hot processes, busy loops first')
     .option('--collector <addr>', 'collector gRPC address', DEFAULT_GRPC)
     .option('--host <name>', 'only this host (default: every host)')
     .addOption(timeOption('--from <time>', 'start: RFC 3339, unix seconds, now, or relative (-5m)', '-1h'))
     .addOption(timeOption('--to <time>', 'end, same forms as --from', 'now'))
     .option('--json', 'print one JSON array')
-    .action(async (flags: { collector: string; host?: string; from: bigint; to: bigint; json?: boolean }) => {
+    .action(async (flags: { collector: string; host?: string; from: bigint; to: bigint; json?: boolean } & ClientSecurityFlags) => {
       checkRange(flags);
-      const client = new CollectorClient(flags.collector);
+      const client = collectorClient(flags);
       try {
         const { episodes } = await client.listEpisodes({ host: flags.host ?? '', fromUnixNanos: flags.from, toUnixNanos: flags.to });
         const range = `${flags.host ? `on ${flags.host}` : 'on any host'} between ${formatUnixNanos(flags.from)} and ${formatUnixNanos(flags.to)}`;
@@ -193,16 +253,15 @@ export function buildProgram(): Command {
       }
     });
 
-  program
-    .command('fleet')
+  addClientSecurityOptions(program.command('fleet'))
     .description('per service: how many of the hosts running it busy-looped')
     .option('--collector <addr>', 'collector gRPC address', DEFAULT_GRPC)
     .addOption(timeOption('--from <time>', 'start: RFC 3339, unix seconds, now, or relative (-5m)', '-1h'))
     .addOption(timeOption('--to <time>', 'end, same forms as --from', 'now'))
     .option('--json', 'print one JSON array')
-    .action(async (flags: { collector: string; from: bigint; to: bigint; json?: boolean }) => {
+    .action(async (flags: { collector: string; from: bigint; to: bigint; json?: boolean } & ClientSecurityFlags) => {
       checkRange(flags);
-      const client = new CollectorClient(flags.collector);
+      const client = collectorClient(flags);
       try {
         const { services } = await client.fleet({ fromUnixNanos: flags.from, toUnixNanos: flags.to });
         const range = `between ${formatUnixNanos(flags.from)} and ${formatUnixNanos(flags.to)}`;

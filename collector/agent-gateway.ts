@@ -4,6 +4,7 @@
 // the windows it saw acked. Each stored window is then classified and folded
 // into its host's episodes, on the same queue, so a host's windows are
 // classified in order.
+import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { CPU_PERIOD_TYPE, CPU_SAMPLE_TYPES, ProfileBuilder } from '../proto/pprof-builder.js';
@@ -12,12 +13,49 @@ import type { AgentHello, AgentMessage, CollectorMessage, UploadAck, WindowUploa
 import type { EpisodeTracker } from './episode-tracker.js';
 import { profileShape, sampleTotal } from './profile-merge.js';
 import type { ProfileStore } from './store.js';
+import { UploadRateLimiter, type UploadLimits } from './upload-limits.js';
 import { classifyWindow } from './window-classifier.js';
 
 export interface AgentGatewayOptions {
   store: ProfileStore;
   episodes: EpisodeTracker;
   log: Logger;
+  metrics: GatewayMetrics;
+  limits: UploadLimits;
+  /** With mutual TLS: why the connection's client certificate may not speak for `host`, or null if it may. */
+  certificateHostProblem?: (cert: PeerCertificate | undefined, host: string) => string | null;
+}
+
+/** Short, stable names for why a window was refused: the label of the refusals metric. */
+export type UploadRefusalReason =
+  | 'no-hello'
+  | 'wrong-identity'
+  | 'rate-limited'
+  | 'bad-times'
+  | 'too-large'
+  | 'bad-pprof'
+  | 'not-cpu-profile'
+  | 'too-many-samples'
+  | 'store-failed'
+  | 'empty-message';
+
+/** What the gateway reports to the collector's /metrics. */
+export interface GatewayMetrics {
+  windowStored(seconds: number, duplicate: boolean): void;
+  uploadRejected(reason: UploadRefusalReason): void;
+}
+
+/** Why a window is refused: the ack's error text, and its reason for the metric. */
+class Refusal {
+  constructor(
+    readonly reason: UploadRefusalReason,
+    readonly error: string,
+  ) {}
+}
+
+/** What every stream of one gateway shares. */
+interface GatewayContext extends AgentGatewayOptions {
+  rateLimiter: UploadRateLimiter;
 }
 
 /** An agent whose Connect stream is open and has said hello. */
@@ -42,13 +80,16 @@ export class AgentGateway {
   private readonly streams = new Set<AgentStream>();
   private readonly byHost = new Map<string, AgentStream>();
   private closing = false;
+  private readonly context: GatewayContext;
 
   /** Handlers to register with `server.addService(agentGatewayService, ...)`. */
   readonly implementation: grpc.UntypedServiceImplementation = {
     connect: (call: ConnectCall) => this.accept(call),
   };
 
-  constructor(private readonly opts: AgentGatewayOptions) {}
+  constructor(private readonly opts: AgentGatewayOptions) {
+    this.context = { ...opts, rateLimiter: new UploadRateLimiter(opts.limits) };
+  }
 
   /** Agents with an open stream, by host; a reconnecting host's newest stream wins. */
   connectedAgents(): ReadonlyMap<string, ConnectedAgent> {
@@ -66,7 +107,7 @@ export class AgentGateway {
       call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'collector is shutting down' });
       return;
     }
-    const stream = new AgentStream(call, this.opts, {
+    const stream = new AgentStream(call, this.context, {
       greeted: (s) => {
         const previous = this.byHost.get(s.host);
         if (previous) this.opts.log.info({ host: s.host, previous: previous.peer, peer: s.peer }, 'host reconnected; newest stream wins');
@@ -101,7 +142,7 @@ class AgentStream implements ConnectedAgent {
 
   constructor(
     private readonly call: ConnectCall,
-    private readonly opts: AgentGatewayOptions,
+    private readonly opts: GatewayContext,
     private readonly events: StreamEvents,
   ) {
     this.peer = call.getPeer();
@@ -142,7 +183,11 @@ class AgentStream implements ConnectedAgent {
   private async handle(message: AgentMessage): Promise<void> {
     if (message.hello) this.greet(message.hello);
     else if (message.window) await this.handleWindow(message.window);
-    else this.log.warn('agent message with neither hello nor window; ignored');
+    else {
+      // Agents send only these two; anything else is a broken client, and it gets an answer rather than silence.
+      this.opts.metrics.uploadRejected('empty-message');
+      this.refuseStream(grpc.status.INVALID_ARGUMENT, 'agent message carries neither hello nor window');
+    }
   }
 
   private greet(hello: AgentHello): void {
@@ -152,9 +197,12 @@ class AgentStream implements ConnectedAgent {
         ? 'hello must name both host and agent_id'
         : null;
     if (problem) {
-      // Ends the call with this status; the 'error' listener logs it.
-      this.open = false;
-      this.call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: problem });
+      this.refuseStream(grpc.status.INVALID_ARGUMENT, problem);
+      return;
+    }
+    const certProblem = this.opts.certificateHostProblem?.(this.call.getAuthContext().sslPeerCertificate, hello.host);
+    if (certProblem) {
+      this.refuseStream(grpc.status.PERMISSION_DENIED, `may not upload for host ${hello.host}: ${certProblem}`);
       return;
     }
     this.hello = hello;
@@ -165,9 +213,15 @@ class AgentStream implements ConnectedAgent {
     this.events.greeted(this);
   }
 
+  /** Ends the call with this status; the 'error' listener logs it. */
+  private refuseStream(code: grpc.status, details: string): void {
+    this.open = false;
+    this.call.emit('error', { code, details });
+  }
+
   private async handleWindow(w: WindowUpload): Promise<void> {
     const profile = this.check(w);
-    if (typeof profile === 'string') {
+    if (profile instanceof Refusal) {
       this.send({ ack: this.refused(w, profile) });
       return;
     }
@@ -185,37 +239,48 @@ class AgentStream implements ConnectedAgent {
     }
   }
 
-  private refused(w: WindowUpload, error: string): UploadAck {
+  private refused(w: WindowUpload, { reason, error }: Refusal): UploadAck {
+    this.opts.metrics.uploadRejected(reason);
     this.log.warn({ host: w.host, agentId: w.agentId, seq: w.seq, error }, 'window refused');
     return { agentId: w.agentId, seq: w.seq, stored: false, duplicate: false, error };
   }
 
   private async storeWindow(w: WindowUpload, profile: Profile): Promise<UploadAck> {
     try {
+      const started = process.hrtime.bigint();
       const { duplicate } = await this.opts.store.putWindow(w, sampleTotal(profile.sample));
+      this.opts.metrics.windowStored(Number(process.hrtime.bigint() - started) / 1e9, duplicate);
       this.log.debug({ host: w.host, seq: w.seq, duplicate }, 'window stored');
       return { agentId: w.agentId, seq: w.seq, stored: true, duplicate, error: '' };
     } catch (err) {
       this.log.error({ err, host: w.host, seq: w.seq }, 'store failed to commit window');
-      return this.refused(w, `collector could not store the window: ${err instanceof Error ? err.message : String(err)}`);
+      return this.refused(w, new Refusal('store-failed', `collector could not store the window: ${err instanceof Error ? err.message : String(err)}`));
     }
   }
 
   /** The window's decoded profile, or why the window is refused. */
-  private check(w: WindowUpload): Profile | string {
-    if (!this.hello) return 'window sent before hello; send hello first';
+  private check(w: WindowUpload): Profile | Refusal {
+    if (!this.hello) return new Refusal('no-hello', 'window sent before hello; send hello first');
     if (w.agentId !== this.hello.agentId || w.host !== this.hello.host) {
-      return `window is from agent ${w.agentId} on host ${w.host}, but this stream said hello as agent ${this.hello.agentId} on host ${this.hello.host}`;
+      return new Refusal('wrong-identity', `window is from agent ${w.agentId} on host ${w.host}, but this stream said hello as agent ${this.hello.agentId} on host ${this.hello.host}`);
     }
-    if (w.endUnixNanos < w.startUnixNanos) return `window ends (${w.endUnixNanos}) before it starts (${w.startUnixNanos})`;
+    const limits = this.opts.limits;
+    if (!this.opts.rateLimiter.take(w.agentId)) {
+      return new Refusal('rate-limited', `agent ${w.agentId} is over the collector's upload rate limit (bursts of ${limits.uploadBurst}, then ${limits.uploadsPerMinute} a minute)`);
+    }
+    if (w.endUnixNanos < w.startUnixNanos) return new Refusal('bad-times', `window ends (${w.endUnixNanos}) before it starts (${w.startUnixNanos})`);
+    if (w.pprofGz.length > limits.maxWindowBytes) return new Refusal('too-large', `pprof_gz is ${w.pprofGz.length} bytes, over the collector's limit of ${limits.maxWindowBytes}`);
     let profile: Profile;
     try {
-      profile = decodeProfile(w.pprofGz);
+      profile = decodeProfile(w.pprofGz, limits.maxWindowBytes);
     } catch (err) {
-      return `pprof_gz is not a valid profile: ${err instanceof Error ? err.message : String(err)}`;
+      return new Refusal('bad-pprof', `pprof_gz is not a valid profile: ${err instanceof Error ? err.message : String(err)}`);
     }
     const shape = profileShape(profile);
-    if (shape !== CPU_SHAPE) return `pprof has sample types ${shape}; hotloop windows carry ${CPU_SHAPE}`;
+    if (shape !== CPU_SHAPE) return new Refusal('not-cpu-profile', `pprof has sample types ${shape}; hotloop windows carry ${CPU_SHAPE}`);
+    if (profile.sample.length > limits.maxSamplesPerWindow) {
+      return new Refusal('too-many-samples', `pprof has ${profile.sample.length} samples, over the collector's limit of ${limits.maxSamplesPerWindow} per window`);
+    }
     return profile;
   }
 }

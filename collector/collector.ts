@@ -6,12 +6,17 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { agentGatewayService, MAX_MESSAGE_BYTES, queryService } from '../proto/wire.js';
 import { AgentGateway, type ConnectedAgent } from './agent-gateway.js';
+import { authInterceptor, BearerTokens, certificateHostProblem, type RoleTokens } from './auth.js';
 import { EpisodeTracker } from './episode-tracker.js';
 import { startHttpServer } from './http-server.js';
 import { formatListenAddress, parseListenAddress } from './listen-address.js';
+import { checkListenPolicy } from './listen-policy.js';
 import { CollectorMetrics } from './metrics.js';
 import { queryApi } from './query-api.js';
+import { DEFAULT_RETENTION_NS, Retention } from './retention.js';
+import { serverCredentials, type ServerTls } from './server-credentials.js';
 import { SqliteStore } from './sqlite-store.js';
+import { DEFAULT_UPLOAD_LIMITS, validateUploadLimits, type UploadLimits } from './upload-limits.js';
 
 export interface CollectorOptions {
   /** Directory for hotloop.sqlite; created if missing. */
@@ -21,6 +26,19 @@ export interface CollectorOptions {
   /** host:port for /healthz and /metrics; port 0 picks a free one. */
   httpAddress: string;
   log: Logger;
+  /** Without tokens, every call is allowed and both ports must be on loopback. */
+  security?: CollectorSecurity;
+  /** Defaults: DEFAULT_UPLOAD_LIMITS. */
+  limits?: Partial<UploadLimits>;
+  /** Windows and closed episodes older than this are deleted in the background; default 7 days. */
+  retentionNs?: bigint;
+}
+
+export interface CollectorSecurity {
+  /** One bearer token per role; each gRPC call must carry its method's. */
+  tokens?: RoleTokens;
+  /** TLS on the gRPC port; with a client CA, agents' certificates must also name their host. */
+  tls?: ServerTls;
 }
 
 export interface RunningCollector {
@@ -43,6 +61,12 @@ const serverOptions: grpc.ServerOptions = {
 
 export async function startCollector(opts: CollectorOptions): Promise<RunningCollector> {
   const log = opts.log;
+  const tokens = opts.security?.tokens ? new BearerTokens(opts.security.tokens) : null;
+  const tls = opts.security?.tls;
+  checkListenPolicy({ grpcAddress: opts.grpcAddress, httpAddress: opts.httpAddress, tokens: tokens !== null, tls: tls !== undefined });
+  const credentials = serverCredentials(tls);
+  const limits: UploadLimits = { ...DEFAULT_UPLOAD_LIMITS, ...opts.limits };
+  validateUploadLimits(limits);
   mkdirSync(opts.dataDir, { recursive: true });
   const dbFile = path.join(opts.dataDir, 'hotloop.sqlite');
   const store = new SqliteStore(dbFile);
@@ -50,22 +74,39 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
   // Episodes still open when the collector last stopped are still open now.
   metrics.observeEpisodes(await store.openEpisodes());
   const episodes = new EpisodeTracker({ store, onChange: (changed) => metrics.observeEpisodes(changed) });
-  const gateway = new AgentGateway({ store, episodes, log: log.child({ component: 'agent-gateway' }) });
-  const server = new grpc.Server(serverOptions);
+  const gateway = new AgentGateway({
+    store,
+    episodes,
+    log: log.child({ component: 'agent-gateway' }),
+    metrics,
+    limits,
+    ...(tls?.clientCa ? { certificateHostProblem } : {}),
+  });
+  const server = new grpc.Server({ ...serverOptions, interceptors: tokens ? [authInterceptor(tokens, log.child({ component: 'auth' }))] : [] });
   server.addService(agentGatewayService, gateway.implementation);
   server.addService(queryService, queryApi({ store, log: log.child({ component: 'query' }) }));
 
   let grpcAddress: string;
   let http: Awaited<ReturnType<typeof startHttpServer>>;
   try {
-    grpcAddress = await bindGrpc(server, opts.grpcAddress);
+    grpcAddress = await bindGrpc(server, opts.grpcAddress, credentials);
     http = await startHttpServer({ address: opts.httpAddress, metrics, log: log.child({ component: 'http' }) });
   } catch (err) {
     server.forceShutdown();
     await store.close();
     throw err;
   }
-  log.info({ grpc: grpcAddress, http: http.address, db: dbFile }, 'collector started');
+  const retention = new Retention({
+    store,
+    maxAgeNs: opts.retentionNs ?? DEFAULT_RETENTION_NS,
+    log: log.child({ component: 'retention' }),
+    onDeleted: (batch) => {
+      metrics.retentionDeletedRows('windows', batch.windows);
+      metrics.retentionDeletedRows('episodes', batch.episodes);
+    },
+  });
+  retention.start();
+  log.info({ grpc: grpcAddress, http: http.address, db: dbFile, retentionSeconds: Number((opts.retentionNs ?? DEFAULT_RETENTION_NS) / 1_000_000_000n), auth: tokens !== null, tls: tls !== undefined, mutualTls: tls?.clientCa !== undefined }, 'collector started');
 
   return {
     grpcAddress,
@@ -78,16 +119,15 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
       await gateway.close();
       await drained;
       await http.close();
+      await retention.stop();
       await store.close();
       log.info('collector stopped');
     },
   };
 }
 
-async function bindGrpc(server: grpc.Server, address: string): Promise<string> {
+async function bindGrpc(server: grpc.Server, address: string, credentials: grpc.ServerCredentials): Promise<string> {
   const { host } = parseListenAddress(address);
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))),
-  );
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync(address, credentials, (err, bound) => (err ? reject(err) : resolve(bound))));
   return formatListenAddress({ host, port });
 }

@@ -1,15 +1,21 @@
-// The collector's plain-HTTP port, for probes and scrapers: /healthz answers
-// "ok" while the process serves, /metrics is the Prometheus exposition.
+// The plain-HTTP port of the collector and of the agent, for probes and
+// scrapers: /healthz answers "ok" while the process serves, /metrics is the
+// Prometheus exposition of the given registry.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { formatListenAddress, parseListenAddress } from './listen-address.js';
-import type { CollectorMetrics } from './metrics.js';
+
+/** What a scrape reads: the collector's or the agent's metrics. */
+export interface MetricsExposition {
+  readonly contentType: string;
+  exposition(): Promise<string>;
+}
 
 export interface HttpServerOptions {
   /** host:port; port 0 picks a free one. */
   address: string;
-  metrics: CollectorMetrics;
+  metrics: MetricsExposition;
   log: Logger;
 }
 
@@ -22,7 +28,7 @@ export interface RunningHttpServer {
 export async function startHttpServer(opts: HttpServerOptions): Promise<RunningHttpServer> {
   const { host, port } = parseListenAddress(opts.address);
   const server = http.createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://collector').pathname;
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) {
       res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end('ok\n');
       return;

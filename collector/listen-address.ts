@@ -1,4 +1,5 @@
 // "host:port" addresses as given to --grpc / --http, IPv6 hosts in brackets.
+import { BlockList, isIP } from 'node:net';
 
 export interface ListenAddress {
   /** Without brackets, as net.Server.listen wants it. */
@@ -20,4 +21,15 @@ export function parseListenAddress(text: string): ListenAddress {
 
 export function formatListenAddress({ host, port }: ListenAddress): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+
+/** Whether only this machine can reach `host`: 127.0.0.0/8, ::1 (also spelled out or IPv4-mapped) or "localhost". */
+export function isLoopbackHost(host: string): boolean {
+  if (host.toLowerCase() === 'localhost') return true;
+  const family = isIP(host);
+  return family !== 0 && LOOPBACK.check(host, family === 4 ? 'ipv4' : 'ipv6');
 }

@@ -6,7 +6,7 @@
 // FULL costs one WAL fsync per window, and windows arrive seconds apart per host.
 import Database from 'better-sqlite3';
 import type { HostSummary, WindowUpload } from '../proto/wire.js';
-import type { EpisodeChanges, EpisodeQuery, EpisodeWithHistory, ProfileStore, PutResult, ServiceFleet, StoredWindow } from './store.js';
+import type { EpisodeChanges, EpisodeQuery, EpisodeWithHistory, ProfileStore, PutResult, RetentionBatch, ServiceFleet, StoredWindow } from './store.js';
 import type { Episode } from './verdict-types.js';
 
 const SCHEMA = `
@@ -166,6 +166,7 @@ export class SqliteStore implements ProfileStore {
   private readonly selectAllEpisodes: Database.Statement;
   private readonly selectBusyServices: Database.Statement;
   private readonly selectServiceHosts: Database.Statement;
+  private readonly deleteBatchTx: (cutoffNs: bigint, limit: number) => RetentionBatch;
 
   /** Opens (creating if needed) the database file at `file`. */
   constructor(file: string) {
@@ -259,6 +260,38 @@ export class SqliteStore implements ProfileStore {
       JOIN processes p ON p.window_id = w.id
       JOIN busy b ON b.exe = p.exe AND b.comm = p.comm
       GROUP BY p.exe, p.comm`);
+
+    // Retention. Windows go oldest first through the (host, start_ns) index; each host's
+    // summary row is fixed in the same transaction, and removed with its last window.
+    const selectHostsWithOldWindows = this.db.prepare('SELECT host FROM hosts WHERE first_ns < ? ORDER BY first_ns');
+    const deleteOldWindows = this.db.prepare(`
+      DELETE FROM windows WHERE id IN (
+        SELECT id FROM windows WHERE host = @host AND start_ns < @cutoff ORDER BY start_ns LIMIT @limit)`);
+    const shrinkHost = this.db.prepare(`
+      UPDATE hosts SET windows = windows - @deleted,
+        first_ns = coalesce((SELECT min(start_ns) FROM windows WHERE host = @host), first_ns)
+      WHERE host = @host`);
+    const deleteEmptyHost = this.db.prepare('DELETE FROM hosts WHERE host = @host AND NOT EXISTS (SELECT 1 FROM windows WHERE host = @host)');
+    // Open episodes stay, however old: they are still being extended.
+    const deleteOldEpisodes = this.db.prepare(`
+      DELETE FROM episodes WHERE id IN (
+        SELECT id FROM episodes WHERE open = 0 AND end_ns < @cutoff ORDER BY end_ns LIMIT @limit)`);
+    this.deleteBatchTx = this.db.transaction((cutoff: bigint, limit: number): RetentionBatch => {
+      let windows = 0;
+      for (const { host } of selectHostsWithOldWindows.all(cutoff) as { host: string }[]) {
+        if (windows >= limit) break;
+        const deleted = deleteOldWindows.run({ host, cutoff, limit: limit - windows }).changes;
+        shrinkHost.run({ host, deleted });
+        deleteEmptyHost.run({ host });
+        windows += deleted;
+      }
+      const episodes = deleteOldEpisodes.run({ cutoff, limit }).changes;
+      return { windows, episodes };
+    });
+  }
+
+  async deleteBatchBefore(cutoffNs: bigint, limit: number): Promise<RetentionBatch> {
+    return this.deleteBatchTx(cutoffNs, limit);
   }
 
   async putWindow(window: WindowUpload, sampleCount: number): Promise<PutResult> {

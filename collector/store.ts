@@ -64,6 +64,12 @@ export interface ServiceFleet {
   hostsRunning: number;
 }
 
+/** Rows one retention batch deleted. */
+export interface RetentionBatch {
+  windows: number;
+  episodes: number;
+}
+
 export interface ProfileStore {
   /** Resolves once the window and its processes are committed; rejects if they were not. */
   putWindow(window: WindowUpload, sampleCount: number): Promise<PutResult>;
@@ -80,5 +86,11 @@ export interface ProfileStore {
   episodesIn(query: EpisodeQuery): Promise<EpisodeWithHistory[]>;
   /** Services with a busy-loop episode (of at least `minBusyLoopWindows`) overlapping [fromNs, toNs]. */
   fleetIn(fromNs: bigint, toNs: bigint, minBusyLoopWindows: number): Promise<ServiceFleet[]>;
+  /**
+   * One bounded batch of retention: deletes up to `limit` windows that started
+   * before cutoffNs (keeping the hosts summary right) and up to `limit` closed
+   * episodes that ended before it. Small batches keep each commit short.
+   */
+  deleteBatchBefore(cutoffNs: bigint, limit: number): Promise<RetentionBatch>;
   close(): Promise<void>;
 }

@@ -61,6 +61,44 @@ function convertLongs(type: protobuf.Type, value: Record<string, unknown>, wide:
   }
 }
 
+const UNKNOWN_FIELDS = Symbol('unknownFields');
+
+/**
+ * Numbers of the fields a decoded message arrived with that its type does not
+ * define, or that came with the wrong wire type (text where a number belongs).
+ * Always empty unless the codec was made with `reportUnknownFields`.
+ */
+export function unknownFieldNumbers(message: object): readonly number[] {
+  return (message as { [UNKNOWN_FIELDS]?: number[] })[UNKNOWN_FIELDS] ?? [];
+}
+
+/** protobufjs keeps each unknown field's raw bytes (tag first) in `$unknowns` when the reader does not discard them. */
+function recordUnknownFields(type: protobuf.Type, decoded: protobuf.Message, plain: Record<string, unknown>): void {
+  const unknowns = (decoded as { $unknowns?: Uint8Array[] }).$unknowns;
+  if (unknowns?.length) {
+    // Non-enumerable, so the message still compares and prints as its declared fields.
+    Object.defineProperty(plain, UNKNOWN_FIELDS, { value: unknowns.map((raw) => protobuf.Reader.create(raw).uint32() >>> 3) });
+  }
+  const fields = decoded as unknown as Record<string, unknown>;
+  for (const field of type.fieldsArray) {
+    if (!(field.resolvedType instanceof protobuf.Type) || field.map) continue;
+    const sub = field.resolvedType;
+    const inDecoded = fields[field.name];
+    const inPlain = plain[field.name];
+    if (!inDecoded || !inPlain) continue;
+    if (field.repeated) {
+      (inDecoded as protobuf.Message[]).forEach((item, i) => recordUnknownFields(sub, item, (inPlain as Record<string, unknown>[])[i]!));
+    } else {
+      recordUnknownFields(sub, inDecoded as protobuf.Message, inPlain as Record<string, unknown>);
+    }
+  }
+}
+
+export interface CodecOptions {
+  /** Keep track of unknown fields for `unknownFieldNumbers` (costs a walk over every decoded message). */
+  reportUnknownFields?: boolean;
+}
+
 export interface MessageCodec<T> {
   encode(message: T): Buffer;
   /** Throws DecodeError on malformed input. */
@@ -68,8 +106,9 @@ export interface MessageCodec<T> {
 }
 
 /** `wide`: names (camelCase) of the 64-bit fields that are bigint in T. */
-export function codecFor<T>(typeName: string, wide: ReadonlySet<string>): MessageCodec<T> {
+export function codecFor<T>(typeName: string, wide: ReadonlySet<string>, options: CodecOptions = {}): MessageCodec<T> {
   const type = protoRoot().lookupType(typeName);
+  const reportUnknown = options.reportUnknownFields === true;
   return {
     encode(message: T): Buffer {
       const plain = bigintsToStrings(message) as Record<string, unknown>;
@@ -78,12 +117,15 @@ export function codecFor<T>(typeName: string, wide: ReadonlySet<string>): Messag
     decode(bytes: Uint8Array): T {
       let decoded: protobuf.Message;
       try {
-        decoded = type.decode(bytes);
+        const reader = protobuf.Reader.create(bytes);
+        reader.discardUnknown = !reportUnknown;
+        decoded = type.decode(reader);
       } catch (e) {
         throw new DecodeError(typeName, e);
       }
       const obj = type.toObject(decoded, { longs: String, bytes: Buffer, defaults: true, arrays: true, oneofs: true });
       convertLongs(type, obj, wide);
+      if (reportUnknown) recordUnknownFields(type, decoded, obj);
       return obj as T;
     },
   };

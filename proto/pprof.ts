@@ -88,16 +88,21 @@ export function encodeProfileGz(profile: Profile): Buffer {
   return gzipSync(encodeProfile(profile));
 }
 
-/** Accepts gzipped or raw bytes, as pprof readers do; throws DecodeError on garbage. */
-export function decodeProfile(bytes: Uint8Array): Profile {
+/**
+ * Accepts gzipped or raw bytes, as pprof readers do; throws DecodeError on
+ * garbage, or on a profile over `maxRawBytes` unzipped (a gzip bomb stops there).
+ */
+export function decodeProfile(bytes: Uint8Array, maxRawBytes = Infinity): Profile {
   let raw: Uint8Array = bytes;
   if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
     try {
-      raw = gunzipSync(bytes);
+      raw = gunzipSync(bytes, Number.isFinite(maxRawBytes) ? { maxOutputLength: maxRawBytes } : {});
     } catch (e) {
-      throw new DecodeError('perftools.profiles.Profile (gzip)', e);
+      const tooLarge = e instanceof RangeError && (e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
+      throw new DecodeError('perftools.profiles.Profile (gzip)', tooLarge ? new Error(`unzips to more than ${maxRawBytes} bytes`) : e);
     }
   }
+  if (raw.length > maxRawBytes) throw new DecodeError('perftools.profiles.Profile', new Error(`${raw.length} bytes is more than ${maxRawBytes}`));
   const profile = profileCodec.decode(raw);
   validateProfile(profile);
   return profile;

@@ -1,7 +1,7 @@
 // hotloop.v1 messages as typed data, and the gRPC service definitions that
 // serialize them with protobufjs (see hotloop/v1/hotloop.proto).
 import * as grpc from '@grpc/grpc-js';
-import { codecFor, type MessageCodec } from './codec.js';
+import { codecFor, type CodecOptions, type MessageCodec } from './codec.js';
 
 export interface ProcessInfo {
   pid: number;
@@ -82,8 +82,21 @@ export interface UploadAck {
   error: string;
 }
 
+/** CaptureProgram in hotloop.proto; a request may carry any int32 here, so validate before use. */
+export const CaptureProgram = { UNSPECIFIED: 0, ONCPU: 1 } as const;
+
+export interface CaptureRequest {
+  requestId: string;
+  program: number;
+  durationSeconds: number;
+  frequencyHz: number;
+  /** 0 = every process on the host. */
+  pid: number;
+}
+
 export interface CollectorMessage {
   ack?: UploadAck | null;
+  capture?: CaptureRequest | null;
 }
 
 export type ListHostsRequest = Record<string, never>;
@@ -167,11 +180,12 @@ const WIDE_TIMES = new Set([
   'toUnixNanos',
   'historySinceUnixNanos',
 ]);
-const codec = <T>(name: string): MessageCodec<T> => codecFor<T>(`hotloop.v1.${name}`, WIDE_TIMES);
+const codec = <T>(name: string, options?: CodecOptions): MessageCodec<T> => codecFor<T>(`hotloop.v1.${name}`, WIDE_TIMES, options);
 
 export const codecs = {
   agentMessage: codec<AgentMessage>('AgentMessage'),
-  collectorMessage: codec<CollectorMessage>('CollectorMessage'),
+  // The agent refuses capture requests with fields it does not know, so it must see them.
+  collectorMessage: codec<CollectorMessage>('CollectorMessage', { reportUnknownFields: true }),
   windowUpload: codec<WindowUpload>('WindowUpload'),
   listHostsRequest: codec<ListHostsRequest>('ListHostsRequest'),
   listHostsResponse: codec<ListHostsResponse>('ListHostsResponse'),
@@ -258,6 +272,12 @@ const clientOptions: grpc.ClientOptions = {
   'grpc.keepalive_time_ms': 30_000,
   'grpc.keepalive_permit_without_calls': 1,
 };
+
+/** How a client proves itself to the collector: the channel (TLS or plaintext) and metadata sent with every call (the bearer token). */
+export interface CollectorCredentials {
+  channel: grpc.ChannelCredentials;
+  callMetadata: grpc.Metadata;
+}
 
 export function newAgentGatewayClient(address: string, creds = grpc.credentials.createInsecure()): AgentGatewayClient {
   return new AgentGatewayClientCtor(address, creds, clientOptions) as unknown as AgentGatewayClient;

@@ -24,7 +24,7 @@ before(async () => {
   grpc = `127.0.0.1:${await freePort()}`;
   const http = `127.0.0.1:${await freePort()}`;
   collector = startHotloop(['collector', '--grpc', grpc, '--http', http, '--data', tempDir('e2e-data')]).child;
-  const a = startHotloop(['agent', '--collector', grpc, '--host', host, '--frequency', '49', '--window', '2']);
+  const a = startHotloop(['agent', '--spool', tempDir('agent-spool'), '--http', '127.0.0.1:0', '--collector', grpc, '--host', host, '--frequency', '49', '--window', '2']);
   agent = a.child;
   agentLogs = a.logs;
   // Three windows stored: the first may have started before the spinner was hot.

@@ -43,7 +43,7 @@ async function main(): Promise<void> {
     console.log(`hotloop bench: ${MEASURE_S} s measured after ${WARMUP_S} s warm-up, 19 Hz, 2 busy processes, ${(await import('node:os')).cpus().length} CPUs`);
     const agent = await measure(
       'hotloop agent + bpftrace',
-      () => startHotloop(['agent', '--collector', grpc, '--host', 'bench', '--frequency', '19', '--window', '10']).child,
+      () => startHotloop(['agent', '--spool', tempDir('agent-spool'), '--http', '127.0.0.1:0', '--collector', grpc, '--host', 'bench', '--frequency', '19', '--window', '10']).child,
       (pid) => [pid, ...childrenOf(pid)],
     );
     const perfFile = path.join(tempDir('bench-perf'), 'perf.data');
