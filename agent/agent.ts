@@ -83,8 +83,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     const started = process.hrtime.bigint();
     tracker.scan();
     const summaries = new Map<number, ProcessWindowSummary>(tracker.endWindow().map((s) => [s.pid, s]));
-    const hotPids = [...summaries.values()].filter((s) => s.hot).map((s) => s.pid);
-    const windowSignals = signals.endWindow(hotPids, tracker.currentlyHot());
+    const windowSignals = signals.endWindow([...summaries.values()].filter((s) => s.hot), tracker.currentlyHot());
     const endUnixNanos = monotonicToUnixNanos(window.endMonotonicNs);
     const startUnixNanos = lastEndUnixNanos ?? endUnixNanos - BigInt(opts.windowSeconds) * 1_000_000_000n;
     lastEndUnixNanos = endUnixNanos;

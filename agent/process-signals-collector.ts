@@ -1,15 +1,19 @@
 // Gathers, while a window runs, the no-progress signals of the processes that
-// are hot right now, and hands them over at window end for the processes that
-// were hot over the window:
+// are hot, and hands them over at window end for the processes that were hot
+// over the window:
 //   - /proc rates (context switches, time slices, read/write calls and bytes)
 //     between the window start (or the moment the process turned hot) and its end;
-//   - the syscall rate from a perf counter, run for about one scan interval
-//     early in the window, because a counter costs the counted process on every
-//     syscall (measured: ~150 ns, 15% of a core at 1M syscalls/s if left on);
-//   - a bpftrace syscall slice, run once per window right after the counter,
-//     over the hottest few processes that make syscalls at all, because
-//     bpftrace start-up costs CPU (~0.2 s a slice).
-// A host with no hot process pays for none of it.
+//   - a bpftrace syscall slice over the hottest few processes, started as soon
+//     as there is one to trace: at the window start for those already hot,
+//     or right after a process turns hot. bpftrace start-up costs ~0.2 s of
+//     CPU, so a window runs at most two slices and traces a process once;
+//   - the syscall rate from a perf counter run for about one scan interval
+//     per window, never while a slice runs (tracing would slow the process it
+//     counts), because a counter costs the counted process on every syscall
+//     (measured: ~150 ns, 15% of a core at 1M syscalls/s if left on).
+// Hot means currently hot (the last few scans) or hot over the last window, so
+// a process hovering at the threshold keeps its signals. A host with no hot
+// process pays for none of it.
 import type { Logger } from 'pino';
 import type { ProcessSignals, SyscallSlice } from '../proto/wire.js';
 import type { CurrentlyHotProcess } from './hot-process-tracker.js';
@@ -37,10 +41,10 @@ export interface WindowSignals {
 const COUNT_MIN_MS = 900;
 /** A counter cut short by the window end below this is too short for a rate. */
 const COUNT_USABLE_MS = 200;
-/** One slice per window bounds the bpftrace start-up cost; a process turning hot after it waits for the next window. */
-const SLICES_PER_WINDOW = 1;
+/** The first for the processes hot at the window start, one more for those turning hot later. */
+const SLICES_PER_WINDOW = 2;
 /**
- * A process the counter saw making fewer syscalls than this is computing or
+ * A process last counted making fewer syscalls than this is computing or
  * spinning in user space: how its few syscalls return says nothing, so it is
  * not sliced (the collector's classifier does not read a slice below 200/s).
  */
@@ -69,6 +73,8 @@ interface ProcessState {
   /** This window's counter run is over (with a rate, or failed). */
   counted: boolean;
   syscallsPerSec: number | null;
+  /** The last rate measured in an earlier window, to decide on a slice before this window's count. */
+  previousSyscallsPerSec: number | null;
   /** A slice covering this process was started in this window (it may still run). */
   sliced: boolean;
   slice: SyscallSlice | null;
@@ -86,6 +92,8 @@ export class ProcessSignalsCollector {
   private readonly slicesSupported: boolean;
   private readonly states = new Map<number, ProcessState>();
   private readonly counterErrorsLogged = new Set<string>();
+  /** The processes hot over the last window, hottest first. */
+  private lastWindowHot: readonly CurrentlyHotProcess[] = [];
   private slicesThisWindow = 0;
   private running: RunningSlice | null = null;
   private cpuSeconds = 0;
@@ -101,48 +109,54 @@ export class ProcessSignalsCollector {
     if (!this.slicesSupported) this.log.warn({ arch: process.arch }, 'no syscall slices on this architecture');
   }
 
-  /** After each /proc scan: start or advance the signals of the processes hot right now. */
+  /** After each /proc scan: start or advance the signals of the hot processes. */
   onScan(currentlyHot: readonly CurrentlyHotProcess[]): void {
     if (this.stopped) return;
     const started = process.cpuUsage();
-    const deep = new Set(currentlyHot.slice(0, MAX_DEEP_SIGNAL_PIDS).map((p) => p.pid));
-    for (const { pid } of currentlyHot) {
+    const hot = this.hotPids(currentlyHot);
+    for (const pid of hot) {
       if (this.states.has(pid)) continue;
       const baseline = readProcCounters(pid);
-      if (baseline) this.states.set(pid, { baseline, counter: null, counted: false, syscallsPerSec: null, sliced: false, slice: null });
+      if (baseline) this.states.set(pid, { baseline, counter: null, counted: false, syscallsPerSec: null, previousSyscallsPerSec: null, sliced: false, slice: null });
     }
-    for (const [pid, state] of this.states) {
-      if (state.counter) this.advanceCounter(pid, state, state.counter);
-      else if (!state.counted && deep.has(pid)) this.openCounter(pid, state);
+    for (const [pid, state] of this.states) if (state.counter) this.advanceCounter(pid, state, state.counter);
+    const deep = hot.filter((pid) => this.states.has(pid)).slice(0, MAX_DEEP_SIGNAL_PIDS);
+    this.maybeStartSlice(deep);
+    if (!this.running) {
+      for (const pid of deep) {
+        const state = this.states.get(pid)!;
+        if (!state.counted && !state.counter) this.openCounter(pid, state);
+      }
     }
-    this.maybeStartSlice([...deep]);
     this.cpuSeconds += cpuSecondsSince(started);
   }
 
   /**
-   * Ends the window: the signals of the processes hot over it, then a fresh
-   * start for those still hot now (`currentlyHot`); the others are dropped.
+   * Ends the window: the signals of the processes hot over it (`windowHot`),
+   * then a fresh start for those still hot; the others are dropped.
    */
-  endWindow(hotPids: readonly number[], currentlyHot: readonly CurrentlyHotProcess[]): WindowSignals {
+  endWindow(windowHot: readonly CurrentlyHotProcess[], currentlyHot: readonly CurrentlyHotProcess[]): WindowSignals {
     const started = process.cpuUsage();
     const byPid = new Map<number, ProcessSignals>();
-    const stillHot = new Set(currentlyHot.map((p) => p.pid));
-    const hot = new Set(hotPids);
+    const wasHot = new Set(windowHot.map((p) => p.pid));
+    const keep = new Set([...wasHot, ...currentlyHot.map((p) => p.pid)]);
     for (const [pid, state] of this.states) {
       if (state.counter) this.finishCounter(pid, state, state.counter, COUNT_USABLE_MS);
       const now = readProcCounters(pid);
-      if (now && hot.has(pid)) byPid.set(pid, this.signalsOf(state, now));
-      if (!now || !stillHot.has(pid)) {
+      if (now && wasHot.has(pid)) byPid.set(pid, this.signalsOf(state, now));
+      if (!now || !keep.has(pid)) {
         this.states.delete(pid);
         continue;
       }
       state.baseline = now;
-      state.counted = false;
+      state.previousSyscallsPerSec = state.syscallsPerSec ?? state.previousSyscallsPerSec;
       state.syscallsPerSec = null;
+      state.counted = false;
       state.slice = null;
       // A slice still running counts for the window in which it completes.
       state.sliced = this.running?.pids.has(pid) ?? false;
     }
+    this.lastWindowHot = [...windowHot].sort((a, b) => b.cpuCores - a.cpuCores);
     this.slicesThisWindow = 0;
     if (this.running) {
       // A slice still running is charged as it goes, as the agent's total CPU counts its child.
@@ -164,6 +178,14 @@ export class ProcessSignalsCollector {
     const running = this.running;
     running?.run.cancel();
     await running?.done;
+  }
+
+  /** Currently hot processes, then those hot over the last window that no longer are; hottest first in each. */
+  private hotPids(currentlyHot: readonly CurrentlyHotProcess[]): number[] {
+    const pids = currentlyHot.map((p) => p.pid);
+    const current = new Set(pids);
+    for (const p of this.lastWindowHot) if (!current.has(p.pid)) pids.push(p.pid);
+    return pids;
   }
 
   private signalsOf(state: ProcessState, now: ProcCounters): ProcessSignals {
@@ -224,12 +246,14 @@ export class ProcessSignalsCollector {
     this.log.warn({ err, pid }, 'could not count syscalls with perf_event_open; rates not measured where this recurs');
   }
 
-  /** Starts this window's slice once the counters of the hottest processes are done. */
+  /** Starts a slice over the deep pids not yet traced this window, unless one runs, a counter runs, or the window had its slices. */
   private maybeStartSlice(deepPids: number[]): void {
     if (!this.slicesSupported || this.running || this.slicesThisWindow >= SLICES_PER_WINDOW) return;
+    if ([...this.states.values()].some((s) => s.counter)) return;
     const pids = deepPids.filter((pid) => {
-      const state = this.states.get(pid);
-      return state && state.counted && !state.sliced && (state.syscallsPerSec === null || state.syscallsPerSec >= SLICE_MIN_SYSCALLS_PER_SEC);
+      const state = this.states.get(pid)!;
+      const rate = state.syscallsPerSec ?? state.previousSyscallsPerSec;
+      return !state.sliced && (rate === null || rate >= SLICE_MIN_SYSCALLS_PER_SEC);
     });
     if (pids.length === 0) return;
     this.slicesThisWindow++;

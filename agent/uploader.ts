@@ -41,6 +41,9 @@ export class Uploader {
   private inflight = new Map<number, number>();
   private backoffMs: number;
   private reconnectTimer: NodeJS.Timeout | null = null;
+  /** Set by a temporary refusal: nothing is sent before this time. */
+  private pausedUntilMs = 0;
+  private retryTimer: NodeJS.Timeout | null = null;
   private stopped = false;
   connected = false;
 
@@ -61,6 +64,7 @@ export class Uploader {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     const call = this.call;
     this.call = null;
     if (call) {
@@ -110,9 +114,21 @@ export class Uploader {
     return delay;
   }
 
+  /** Holds back sends until the collector's retry-after has passed, then resends what is queued. */
+  private pauseSending(ms: number): void {
+    this.pausedUntilMs = Math.max(this.pausedUntilMs, Date.now() + ms);
+    if (this.retryTimer) return;
+    const resume = (): void => {
+      const left = this.pausedUntilMs - Date.now();
+      this.retryTimer = left > 0 ? setTimeout(resume, left) : null;
+      if (left <= 0) this.flush();
+    };
+    this.retryTimer = setTimeout(resume, ms);
+  }
+
   private flush(): void {
     const call = this.call;
-    if (!call) return;
+    if (!call || Date.now() < this.pausedUntilMs) return;
     const maxInflight = this.opts.maxInflight ?? 32;
     for (const seq of this.opts.queue.pendingSeqs()) {
       if (this.inflight.size >= maxInflight) return;
@@ -134,8 +150,14 @@ export class Uploader {
   private handleAck(ack: UploadAck): void {
     const sentAt = this.inflight.get(ack.seq);
     this.inflight.delete(ack.seq);
+    if (!ack.stored && ack.retryAfterMs > 0) {
+      // Temporary (rate limit after an outage, store trouble): the window stays spooled.
+      this.opts.log.warn({ seq: ack.seq, reason: ack.error, retryInMs: ack.retryAfterMs }, 'collector deferred window; keeping it');
+      this.pauseSending(ack.retryAfterMs);
+      return;
+    }
     if (!ack.stored && !ack.duplicate) {
-      // A refusal is final for this window (it would be refused again); say why.
+      // Any other refusal is final for this window (it would be refused again); say why.
       this.opts.log.error({ seq: ack.seq, reason: ack.error }, 'collector refused window');
     }
     this.opts.queue.remove(ack.seq);

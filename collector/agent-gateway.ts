@@ -50,8 +50,13 @@ class Refusal {
   constructor(
     readonly reason: UploadRefusalReason,
     readonly error: string,
+    /** Non-zero for temporary refusals: the agent keeps the window and retries. */
+    readonly retryAfterMs = 0,
   ) {}
 }
+
+/** How long an agent waits before resending a window the store failed to commit. */
+const STORE_FAILURE_RETRY_MS = 5_000;
 
 /** What every stream of one gateway shares. */
 interface GatewayContext extends AgentGatewayOptions {
@@ -239,10 +244,10 @@ class AgentStream implements ConnectedAgent {
     }
   }
 
-  private refused(w: WindowUpload, { reason, error }: Refusal): UploadAck {
+  private refused(w: WindowUpload, { reason, error, retryAfterMs }: Refusal): UploadAck {
     this.opts.metrics.uploadRejected(reason);
-    this.log.warn({ host: w.host, agentId: w.agentId, seq: w.seq, error }, 'window refused');
-    return { agentId: w.agentId, seq: w.seq, stored: false, duplicate: false, error };
+    this.log.warn({ host: w.host, agentId: w.agentId, seq: w.seq, error, retryAfterMs }, 'window refused');
+    return { agentId: w.agentId, seq: w.seq, stored: false, duplicate: false, error, retryAfterMs };
   }
 
   private async storeWindow(w: WindowUpload, profile: Profile): Promise<UploadAck> {
@@ -251,10 +256,10 @@ class AgentStream implements ConnectedAgent {
       const { duplicate } = await this.opts.store.putWindow(w, sampleTotal(profile.sample));
       this.opts.metrics.windowStored(Number(process.hrtime.bigint() - started) / 1e9, duplicate);
       this.log.debug({ host: w.host, seq: w.seq, duplicate }, 'window stored');
-      return { agentId: w.agentId, seq: w.seq, stored: true, duplicate, error: '' };
+      return { agentId: w.agentId, seq: w.seq, stored: true, duplicate, error: '', retryAfterMs: 0 };
     } catch (err) {
       this.log.error({ err, host: w.host, seq: w.seq }, 'store failed to commit window');
-      return this.refused(w, new Refusal('store-failed', `collector could not store the window: ${err instanceof Error ? err.message : String(err)}`));
+      return this.refused(w, new Refusal('store-failed', `collector could not store the window: ${err instanceof Error ? err.message : String(err)}`, STORE_FAILURE_RETRY_MS));
     }
   }
 
@@ -265,8 +270,13 @@ class AgentStream implements ConnectedAgent {
       return new Refusal('wrong-identity', `window is from agent ${w.agentId} on host ${w.host}, but this stream said hello as agent ${this.hello.agentId} on host ${this.hello.host}`);
     }
     const limits = this.opts.limits;
-    if (!this.opts.rateLimiter.take(w.agentId)) {
-      return new Refusal('rate-limited', `agent ${w.agentId} is over the collector's upload rate limit (bursts of ${limits.uploadBurst}, then ${limits.uploadsPerMinute} a minute)`);
+    const waitMs = this.opts.rateLimiter.take(w.agentId);
+    if (waitMs > 0) {
+      return new Refusal(
+        'rate-limited',
+        `agent ${w.agentId} is over the collector's upload rate limit (bursts of ${limits.uploadBurst}, then ${limits.uploadsPerMinute} a minute); retry in ${waitMs} ms`,
+        waitMs,
+      );
     }
     if (w.endUnixNanos < w.startUnixNanos) return new Refusal('bad-times', `window ends (${w.endUnixNanos}) before it starts (${w.startUnixNanos})`);
     if (w.pprofGz.length > limits.maxWindowBytes) return new Refusal('too-large', `pprof_gz is ${w.pprofGz.length} bytes, over the collector's limit of ${limits.maxWindowBytes}`);

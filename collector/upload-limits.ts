@@ -38,17 +38,17 @@ export class UploadRateLimiter {
     this.lastSweepMs = nowMs();
   }
 
-  /** Takes one upload from the agent's bucket; false when it is empty. */
-  take(agentId: string): boolean {
+  /** Takes one upload from the agent's bucket: 0 when taken, else the ms until a token is there. */
+  take(agentId: string): number {
     const now = this.nowMs();
     if (now - this.lastSweepMs >= SWEEP_INTERVAL_MS) this.forgetFullBuckets(now);
     const bucket = this.buckets.get(agentId) ?? { tokens: this.limits.uploadBurst, atMs: now };
     bucket.tokens = Math.min(this.limits.uploadBurst, bucket.tokens + (now - bucket.atMs) * this.perMs);
     bucket.atMs = now;
     this.buckets.set(agentId, bucket);
-    if (bucket.tokens < 1) return false;
+    if (bucket.tokens < 1) return Math.ceil((1 - bucket.tokens) / this.perMs);
     bucket.tokens -= 1;
-    return true;
+    return 0;
   }
 
   /** A bucket that has refilled is the same as none: dropping it keeps agent ids that come and go from piling up. */

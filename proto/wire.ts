@@ -80,6 +80,8 @@ export interface UploadAck {
   stored: boolean;
   duplicate: boolean;
   error: string;
+  /** Non-zero: a temporary refusal; resend the window after this many ms. */
+  retryAfterMs: number;
 }
 
 /** CaptureProgram in hotloop.proto; a request may carry any int32 here, so validate before use. */

@@ -88,7 +88,7 @@ test('a missing, wrong, malformed or truncated token is refused on every Query m
 test('the agent token may upload; the query token, a wrong token and no token may not, and store nothing', { timeout: 30_000 }, async () => {
   const agent = new AgentStreamSession(agents, bearer(tokens.agent));
   agent.hello('web-a', 'agent-a');
-  assert.deepEqual(await agent.upload(windowOf('web-a', 'agent-a', 1)), { agentId: 'agent-a', seq: 1, stored: true, duplicate: false, error: '' });
+  assert.deepEqual(await agent.upload(windowOf('web-a', 'agent-a', 1)), { agentId: 'agent-a', seq: 1, stored: true, duplicate: false, error: '', retryAfterMs: 0 });
   assert.equal((await agent.end()).code, grpc.status.OK);
 
   const refused: [grpc.Metadata, grpc.status, RegExp][] = [

@@ -158,15 +158,15 @@ test('windows are acked once committed, and a resent window is a duplicate store
   const s = session();
   s.hello('web-1', 'agent-web-1');
   const w0 = windowOf('web-1', 'agent-web-1', 0, [api(3), db(1)]);
-  assert.deepEqual(await s.upload(w0), { agentId: 'agent-web-1', seq: 0, stored: true, duplicate: false, error: '' });
+  assert.deepEqual(await s.upload(w0), { agentId: 'agent-web-1', seq: 0, stored: true, duplicate: false, error: '', retryAfterMs: 0 });
   assert.equal(committedRows(dataDir, 'agent-web-1', 0), 1, 'committed by the time the ack arrives');
-  assert.deepEqual(await s.upload(windowOf('web-1', 'agent-web-1', 1, [api(5)])), { agentId: 'agent-web-1', seq: 1, stored: true, duplicate: false, error: '' });
+  assert.deepEqual(await s.upload(windowOf('web-1', 'agent-web-1', 1, [api(5)])), { agentId: 'agent-web-1', seq: 1, stored: true, duplicate: false, error: '', retryAfterMs: 0 });
 
   const agent = collector.connectedAgents().get('web-1');
   assert.equal(agent?.agentId, 'agent-web-1');
   assert.equal(agent?.version, 'test');
 
-  assert.deepEqual(await s.upload(w0), { agentId: 'agent-web-1', seq: 0, stored: true, duplicate: true, error: '' });
+  assert.deepEqual(await s.upload(w0), { agentId: 'agent-web-1', seq: 0, stored: true, duplicate: true, error: '', retryAfterMs: 0 });
   assert.equal(committedRows(dataDir, 'agent-web-1', 0), 1);
   assert.equal((await s.end()).code, grpc.status.OK);
   while (collector.connectedAgents().has('web-1')) await sleep(10);

@@ -26,7 +26,7 @@ async function startRecordingGateway(): Promise<{ address: string; windows: Wind
       call.on('data', (m: AgentMessage) => {
         if (!m.window) return;
         windows.push(m.window);
-        call.write({ ack: { agentId: m.window.agentId, seq: m.window.seq, stored: true, duplicate: false, error: '' } });
+        call.write({ ack: { agentId: m.window.agentId, seq: m.window.seq, stored: true, duplicate: false, error: '', retryAfterMs: 0 } });
       });
       call.on('end', () => call.end());
       call.on('error', () => {});

@@ -148,7 +148,7 @@ test("the agent's uploader sends its token and client certificate from files", {
     uploader.start();
     uploader.enqueue(windowOf('web-1', 'uploader-web-1', 7));
   });
-  assert.deepEqual(await acked, { agentId: 'uploader-web-1', seq: 7, stored: true, duplicate: false, error: '' });
+  assert.deepEqual(await acked, { agentId: 'uploader-web-1', seq: 7, stored: true, duplicate: false, error: '', retryAfterMs: 0 });
   assert.deepEqual(warnings, []);
 });
 

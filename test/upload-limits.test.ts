@@ -50,12 +50,15 @@ function listHosts(): Promise<string[]> {
 test('the token bucket allows a burst, then the sustained rate, per agent', () => {
   let now = 0;
   const limiter = new UploadRateLimiter({ uploadsPerMinute: 6, uploadBurst: 3 }, () => now);
-  assert.deepEqual([1, 2, 3, 4].map(() => limiter.take('a')), [true, true, true, false]);
-  assert.equal(limiter.take('b'), true, 'another agent has its own bucket');
-  now += 10_000; // 6 a minute: one upload every 10 s
-  assert.deepEqual([limiter.take('a'), limiter.take('a')], [true, false]);
+  // 0 = taken; otherwise the milliseconds until the next token (6 a minute: one every 10 s).
+  assert.deepEqual([1, 2, 3, 4].map(() => limiter.take('a')), [0, 0, 0, 10_000]);
+  assert.equal(limiter.take('b'), 0, 'another agent has its own bucket');
+  now += 4_000;
+  assert.equal(limiter.take('a'), 6_000, 'the wait shrinks as the bucket refills');
+  now += 6_000;
+  assert.deepEqual([limiter.take('a'), limiter.take('a')], [0, 10_000]);
   now += 3_600_000; // a long quiet spell refills to the burst, no further
-  assert.deepEqual([1, 2, 3, 4].map(() => limiter.take('a')), [true, true, true, false]);
+  assert.deepEqual([1, 2, 3, 4].map(() => limiter.take('a')), [0, 0, 0, 10_000]);
 });
 
 test('a window over the byte limit, a gzip bomb and one with too many samples are refused with the reason', { timeout: 30_000 }, async () => {
@@ -85,7 +88,7 @@ test('a window over the byte limit, a gzip bomb and one with too many samples ar
   assert.deepEqual(await listHosts(), ['heavy']);
 });
 
-test('uploads past the per-agent rate are refused with the reason; other agents are unaffected', { timeout: 30_000 }, async () => {
+test('uploads past the per-agent rate are deferred with the reason and a retry time; other agents are unaffected', { timeout: 30_000 }, async () => {
   const s = new AgentStreamSession(agents);
   s.hello('chatty', 'agent-chatty');
   const acks: UploadAck[] = [];
@@ -95,7 +98,12 @@ test('uploads past the per-agent rate are refused with the reason; other agents 
     acks.map((a) => a.stored),
     [true, true, true, true, false],
   );
-  assert.equal(acks[4]!.error, "agent agent-chatty is over the collector's upload rate limit (bursts of 4, then 1 a minute)");
+  assert.match(acks[4]!.error, /^agent agent-chatty is over the collector's upload rate limit \(bursts of 4, then 1 a minute\); retry in \d+ ms$/);
+  assert.ok(acks[4]!.retryAfterMs > 0 && acks[4]!.retryAfterMs <= 60_000, 'at 1 a minute the next token is at most a minute away');
+  assert.deepEqual(
+    acks.slice(0, 4).map((a) => a.retryAfterMs),
+    [0, 0, 0, 0],
+  );
 
   const quiet = new AgentStreamSession(agents);
   quiet.hello('quiet', 'agent-quiet');
@@ -129,6 +137,37 @@ test("the agent's uploader logs the collector's reason for a refused window and 
     reason: `pprof has ${limits.maxSamplesPerWindow + 5} samples, over the collector's limit of ${limits.maxSamplesPerWindow} per window`,
   });
   assert.deepEqual(queue.pendingSeqs(), []);
+});
+
+test('a rate-limited window stays with the agent and is stored once the bucket refills: nothing is lost', { timeout: 60_000 }, async () => {
+  const paced = tempDir('upload-limits-paced');
+  // Two at once, then one every 250 ms: five windows need three deferrals.
+  const c = await startCollector({ dataDir: paced, grpcAddress: '127.0.0.1:0', httpAddress: '127.0.0.1:0', log: silent, limits: { uploadBurst: 2, uploadsPerMinute: 240 } });
+  const { log, lines } = capturedLogger();
+  const queue = new MemoryWindowQueue(10);
+  const stored = new Set<number>();
+  await new Promise<void>((resolve) => {
+    const uploader = new Uploader({
+      collectorAddress: c.grpcAddress,
+      host: 'backlog-agent',
+      agentId: 'agent-backlog',
+      version: 'test',
+      queue,
+      log,
+      onAck: (a) => {
+        if (a.stored) stored.add(a.seq);
+        if (stored.size === 5) void uploader.stop().then(resolve);
+      },
+    });
+    uploader.start();
+    for (let seq = 1; seq <= 5; seq++) uploader.enqueue(windowOf('backlog-agent', 'agent-backlog', seq));
+  });
+  assert.deepEqual([...stored].sort(), [1, 2, 3, 4, 5]);
+  assert.deepEqual(queue.pendingSeqs(), []);
+  assert.ok(lines.some((l) => l.msg === 'collector deferred window; keeping it'), 'the deferral is logged');
+  assert.ok(!lines.some((l) => l.msg === 'collector refused window'), 'no window was dropped');
+  await c.close();
+  rmSync(paced, { recursive: true, force: true });
 });
 
 test('limits that are not whole positive numbers are refused at start', async () => {

@@ -312,7 +312,7 @@ test('a failing classification is logged; the window stays stored and acked, and
   db.exec("CREATE TRIGGER refuse_episodes BEFORE INSERT ON episodes BEGIN SELECT RAISE(ABORT, 'injected fault'); END");
   const fault = new AgentSession(collector.grpcAddress, 'fault');
   try {
-    assert.deepEqual(await fault.upload(0, [eagainSpinner(800)]), { agentId: 'agent-fault', seq: 0, stored: true, duplicate: false, error: '' });
+    assert.deepEqual(await fault.upload(0, [eagainSpinner(800)]), { agentId: 'agent-fault', seq: 0, stored: true, duplicate: false, error: '', retryAfterMs: 0 });
     // Acked only once window 0's classification is done: windows of a stream are handled in turn.
     await fault.upload(1, []);
   } finally {
