@@ -16,14 +16,11 @@ import {
   newAgentGatewayClient,
   newQueryClient,
   type AgentGatewayClient,
-  type AgentMessage,
-  type CollectorMessage,
   type QueryClient,
   type QueryProfileRequest,
   type QueryProfileResponse,
-  type UploadAck,
-  type WindowUpload,
 } from '../proto/wire.js';
+import { AgentStreamSession, windowOf } from './helpers/agent-stream.js';
 import { cpuProfile, stackCounts, type SampleSpec } from './helpers/cpu-profiles.js';
 import { repoRoot, tempDir } from './helpers/processes.js';
 
@@ -37,72 +34,10 @@ let agents: AgentGatewayClient;
 let queries: QueryClient;
 const cleanups: (() => Promise<void> | void)[] = [];
 
-/** One agent's Connect stream: acks are queued in arrival order. */
-class AgentSession {
-  readonly call: grpc.ClientDuplexStream<AgentMessage, CollectorMessage>;
-  readonly status: Promise<grpc.StatusObject>;
-  private readonly acks: UploadAck[] = [];
-  private readonly waiting: { resolve(a: UploadAck): void; reject(e: Error): void }[] = [];
-  private ended = false;
-
-  constructor(client: AgentGatewayClient) {
-    this.call = client.connect();
-    this.call.on('data', (m: CollectorMessage) => {
-      if (!m.ack) return;
-      const waiter = this.waiting.shift();
-      if (waiter) waiter.resolve(m.ack);
-      else this.acks.push(m.ack);
-    });
-    // A failed call reports through 'status' too; this keeps 'error' from being unhandled.
-    this.call.on('error', () => {});
-    this.status = new Promise((resolve) =>
-      this.call.on('status', (s: grpc.StatusObject) => {
-        this.ended = true;
-        for (const w of this.waiting.splice(0)) w.reject(new Error(`stream ended (${s.code} ${s.details}) before an ack`));
-        resolve(s);
-      }),
-    );
-  }
-
-  hello(host: string, agentId: string): void {
-    this.call.write({ hello: { host, agentId, version: 'test' } });
-  }
-
-  upload(window: WindowUpload): Promise<UploadAck> {
-    this.call.write({ window });
-    return this.nextAck();
-  }
-
-  nextAck(): Promise<UploadAck> {
-    const queued = this.acks.shift();
-    if (queued) return Promise.resolve(queued);
-    if (this.ended) return Promise.reject(new Error('stream already ended'));
-    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
-  }
-
-  async end(): Promise<grpc.StatusObject> {
-    this.call.end();
-    return this.status;
-  }
-}
-
-function session(client = agents): AgentSession {
-  const s = new AgentSession(client);
+function session(client = agents): AgentStreamSession {
+  const s = new AgentStreamSession(client);
   cleanups.push(() => void s.call.cancel());
   return s;
-}
-
-function windowOf(host: string, agentId: string, seq: number, samples: SampleSpec[]): WindowUpload {
-  const start = T0 + BigInt(seq) * 10n * SECOND;
-  return {
-    host,
-    agentId,
-    seq,
-    startUnixNanos: start,
-    endUnixNanos: start + 10n * SECOND,
-    pprofGz: encodeProfileGz(cpuProfile(samples, start, 10n * SECOND)),
-    processes: [{ pid: 100, comm: 'api', exe: '/usr/bin/api', cmdline: 'api', cgroup: '/', containerId: '', hot: true, cpuCores: 1 }],
-  };
 }
 
 /** Rows committed for (agent, seq), read through a separate connection to the database file. */

@@ -62,6 +62,11 @@ export class AgentStreamSession {
 
   upload(window: WindowUpload): Promise<UploadAck> {
     this.call.write({ window });
+    return this.nextAck();
+  }
+
+  /** The next ack, in arrival order. */
+  nextAck(): Promise<UploadAck> {
     const queued = this.acks.shift();
     if (queued) return Promise.resolve(queued);
     if (this.ended) return Promise.reject(new Error('stream already ended'));
