@@ -11,25 +11,33 @@ export interface ProcessSampleStats {
   topLeafShare: number;
   /** Share of samples with a kernel frame (inside a syscall or interrupt). */
   syscallShare: number;
-  /** Share of samples with a known runtime/event-loop/poll frame on the stack. */
+  /** Share of samples with a known runtime/event-loop frame on the stack (libuv, V8, CPython, tokio...). */
   runtimeShare: number;
-  /** The runtime frame seen most, for evidence ('' when none). */
+  /** Share of samples inside a libc poll/epoll/select wrapper, whoever called it. */
+  pollWrapperShare: number;
+  /** The runtime or poll-wrapper frame seen most, for evidence ('' when none). */
   topRuntimeFrame: string;
   topRuntimeShare: number;
 }
 
 /**
- * Frames of event loops and poll wrappers: libuv, Node/V8 immediate and
- * microtask processing, CPython's asyncio/select, tokio/mio/tracing, glibc.
+ * Frames of event-loop runtimes: libuv, Node/V8 immediate and microtask
+ * processing, CPython's asyncio/select module, tokio/mio/tracing.
  */
 const RUNTIME_FRAME =
-  /^(uv_run|uv__io_poll|uv__run_check|uv__run_idle|uv__run_prepare|uv__async_io|uv__epoll_ctl_flush)$|node::.*(Immediate|Tick|Microtask)|v8::internal::.*Microtask|^Builtins_.*Microtask|_run_once|select_epoll_poll|^PyEval_EvalFrame|^_PyEval_EvalFrameDefault$|^(tokio|mio|tracing_core|tracing|futures_util|futures_executor|async_std|smol)::|^(__GI_)?(__)?(epoll_wait|epoll_pwait|epoll_pwait2|poll|ppoll|select|pselect|pselect6)$/;
+  /^(uv_run|uv__io_poll|uv__run_check|uv__run_idle|uv__run_prepare|uv__async_io|uv__epoll_ctl_flush)$|node::.*(Immediate|Tick|Microtask)|v8::internal::.*Microtask|^Builtins_.*Microtask|_run_once|select_epoll_poll|^PyEval_EvalFrame|^_PyEval_EvalFrameDefault$|^(tokio|mio|tracing_core|tracing|futures_util|futures_executor|async_std|smol)::/;
+/** libc's poll family: every event loop passes through them, so they say "polling", not "which runtime". */
+const POLL_WRAPPER_FRAME = /^(__GI_)?(__)?(epoll_wait|epoll_pwait|epoll_pwait2|poll|ppoll|select|pselect|pselect6)(_nocancel)?$/;
 
 /** x86-64 kernel text lives in the upper half of the address space. */
 const KERNEL_ADDRESS_FLOOR = 0xffff800000000000n;
 
 export function isRuntimeFrame(name: string): boolean {
   return RUNTIME_FRAME.test(name);
+}
+
+export function isPollWrapperFrame(name: string): boolean {
+  return POLL_WRAPPER_FRAME.test(name);
 }
 
 /** Per-pid statistics of one window's profile (pid from the sample's `pid` label). */
@@ -45,6 +53,7 @@ export function sampleStatsByPid(profile: Profile): Map<number, ProcessSampleSta
     leaf: Map<bigint, number>;
     inKernel: number;
     inRuntime: number;
+    inPollWrapper: number;
     runtimeFrames: Map<string, number>;
   }
   const acc = new Map<number, Acc>();
@@ -53,7 +62,7 @@ export function sampleStatsByPid(profile: Profile): Map<number, ProcessSampleSta
     const n = s.value[0] ?? 0;
     let a = acc.get(pid);
     if (!a) {
-      a = { samples: 0, leaf: new Map(), inKernel: 0, inRuntime: 0, runtimeFrames: new Map() };
+      a = { samples: 0, leaf: new Map(), inKernel: 0, inRuntime: 0, inPollWrapper: 0, runtimeFrames: new Map() };
       acc.set(pid, a);
     }
     a.samples += n;
@@ -61,9 +70,12 @@ export function sampleStatsByPid(profile: Profile): Map<number, ProcessSampleSta
     const leafAddr = leafId === undefined ? 0n : (locations.get(leafId)?.address ?? 0n);
     a.leaf.set(leafAddr, (a.leaf.get(leafAddr) ?? 0) + n);
     if (s.locationId.some((id) => (locations.get(id)?.address ?? 0n) >= KERNEL_ADDRESS_FLOOR)) a.inKernel += n;
-    const runtime = new Set(s.locationId.flatMap((id) => (locNames.get(id) ?? []).filter(isRuntimeFrame)));
+    const names = s.locationId.flatMap((id) => locNames.get(id) ?? []);
+    const runtime = new Set(names.filter(isRuntimeFrame));
+    const wrappers = new Set(names.filter(isPollWrapperFrame));
     if (runtime.size > 0) a.inRuntime += n;
-    for (const name of runtime) a.runtimeFrames.set(name, (a.runtimeFrames.get(name) ?? 0) + n);
+    if (wrappers.size > 0) a.inPollWrapper += n;
+    for (const name of [...runtime, ...wrappers]) a.runtimeFrames.set(name, (a.runtimeFrames.get(name) ?? 0) + n);
   }
 
   const out = new Map<number, ProcessSampleStats>();
@@ -86,6 +98,7 @@ export function sampleStatsByPid(profile: Profile): Map<number, ProcessSampleSta
       topLeafShare: share(counts[0] ?? 0),
       syscallShare: share(a.inKernel),
       runtimeShare: share(a.inRuntime),
+      pollWrapperShare: share(a.inPollWrapper),
       topRuntimeFrame,
       topRuntimeShare: share(topRuntime),
     });
