@@ -10,9 +10,11 @@ import { monotonicToUnixNanos } from './clock.js';
 import { prepareHost } from './host-prep.js';
 import { HotProcessTracker, type ProcessWindowSummary } from './hot-process-tracker.js';
 import { clockTicksPerSecond } from './libc.js';
+import { readProcessMemory } from './process-memory.js';
 import { ProcessSignalsCollector } from './process-signals-collector.js';
 import { encodeWindow } from './profile-encoder.js';
 import { SelfCostMeter } from './self-cost.js';
+import { spinHintShare } from './spin-hint.js';
 import { Symbolizer } from './symbolizer.js';
 import { Uploader } from './uploader.js';
 import { WindowSpool } from './window-spool.js';
@@ -91,7 +93,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     const processes = describeProcesses(window, summaries, tracker);
     for (const [pid, s] of windowSignals.byPid) {
       const p = processes.get(pid);
-      if (p) p.signals = s;
+      if (p) p.signals = { ...s, spinHintShare: spinHintShare(pid, window.stacks, readProcessMemory) };
     }
     const profile = encodeWindow(window, symbolizer, {
       frequencyHz: opts.frequencyHz,

@@ -1,31 +1,38 @@
 // Function lookup inside one ELF binary, keyed by file offset so the same
 // table serves every process that maps the binary, wherever it was loaded.
-import type { ElfFunctionSymbol, ElfImage, ElfLoadSegment } from './elf.js';
-import { SymbolIndex, compareBigints, type SymbolRange } from './symbol-index.js';
+// Only the index and the names (offsets into the binary's own string table)
+// are kept; the rest of the symbol columns is dropped once the index is built.
+import { AddressColumn } from './address-column.js';
+import type { ElfFunctionTable, ElfImage, ElfLoadSegment } from './elf.js';
+import type { NameTable } from './name-table.js';
+import { SymbolIndex, sortByStart } from './symbol-index.js';
 
-// Where symbols overlap: sized beats size-0 (whose extent is only a guess),
-// global beats local (an alias's public name is the more useful one).
-function rank(symbol: ElfFunctionSymbol): number {
-  return (symbol.size > 0n ? 0 : 2) + (symbol.global ? 0 : 1);
-}
-
-function toRanges(functions: readonly ElfFunctionSymbol[]): SymbolRange<string>[] {
-  // Sorted once here; SymbolIndex.build's own sort is then cheap on sorted input.
-  const sorted = [...functions].sort((a, b) => compareBigints(a.value, b.value));
-  const ranges: SymbolRange<string>[] = new Array(sorted.length);
-  let nextStart: bigint | null = null; // first start greater than the current symbol's
-  for (let i = sorted.length - 1; i >= 0; i--) {
-    const f = sorted[i];
-    if (i + 1 < sorted.length && sorted[i + 1].value > f.value) nextStart = sorted[i + 1].value;
-    let end = f.value + f.size;
-    if (f.size === 0n) {
-      // Size unknown: it runs to the next symbol, but never past its section.
-      end = nextStart ?? f.sectionEnd ?? f.value + 1n;
-      if (f.sectionEnd !== null && f.sectionEnd > f.value && f.sectionEnd < end) end = f.sectionEnd;
+function buildIndex(functions: ElfFunctionTable): SymbolIndex {
+  const { values, sizes, global } = functions;
+  const count = functions.count;
+  // Where symbols overlap: sized beats size-0 (whose extent is only a guess),
+  // global beats local (an alias's public name is the more useful one).
+  const ranks = new Uint8Array(count);
+  const ends = new AddressColumn(count);
+  const order = sortByStart(values);
+  let next = -1; // id of the first symbol starting after the current one
+  for (let i = count - 1; i >= 0; i--) {
+    const id = order[i];
+    if (i + 1 < count && values.compare(order[i + 1], id) > 0) next = order[i + 1];
+    const sized = sizes.hi[id] !== 0 || sizes.lo[id] !== 0;
+    ranks[id] = (sized ? 0 : 2) + (global[id] ? 0 : 1);
+    if (sized) {
+      ends.setSum(id, values.hi[id], values.lo[id], sizes.hi[id], sizes.lo[id]);
+      continue;
     }
-    ranges[i] = { start: f.value, end, value: f.name, rank: rank(f) };
+    // Size unknown: it runs to the next symbol, but never past its section.
+    const value = values.get(id);
+    const sectionEnd = functions.sectionEnd(id);
+    let end = next >= 0 ? values.get(next) : (sectionEnd ?? value + 1n);
+    if (sectionEnd !== null && sectionEnd > value && sectionEnd < end) end = sectionEnd;
+    ends.setBigint(id, end);
   }
-  return ranges;
+  return SymbolIndex.build({ starts: values, ends, rank: (id) => ranks[id] }, order);
 }
 
 function segmentForOffset(segments: readonly ElfLoadSegment[], fileOffset: bigint): ElfLoadSegment | null {
@@ -41,12 +48,14 @@ function segmentForOffset(segments: readonly ElfLoadSegment[], fileOffset: bigin
 export class BinarySymbols {
   readonly buildId: string;
   private readonly segments: ElfLoadSegment[];
-  private readonly index: SymbolIndex<string>;
+  private readonly index: SymbolIndex;
+  private readonly names: NameTable;
 
   constructor(image: ElfImage) {
     this.buildId = image.buildId;
     this.segments = image.loadSegments;
-    this.index = SymbolIndex.build(toRanges(image.functions));
+    this.index = buildIndex(image.functions);
+    this.names = image.functions.names;
   }
 
   get hasFunctions(): boolean {
@@ -62,6 +71,7 @@ export class BinarySymbols {
   /** fileOffset = runtime address - mapping start + mapping file offset. */
   functionAtFileOffset(fileOffset: bigint): string | null {
     const address = this.virtualAddressOf(fileOffset);
-    return address === null ? null : (this.index.lookup(address)?.value ?? null);
+    const id = address === null ? -1 : this.index.lookup(address);
+    return id < 0 ? null : this.names.name(id);
   }
 }

@@ -4,6 +4,8 @@
 // against the file size, so a truncated or hostile file raises ElfFormatError
 // instead of allocating without limit or reading garbage.
 import * as fs from 'node:fs';
+import { AddressColumn } from './address-column.js';
+import { NameTable } from './name-table.js';
 
 export class ElfFormatError extends Error {
   override name = 'ElfFormatError';
@@ -17,22 +19,42 @@ export interface ElfLoadSegment {
   executable: boolean;
 }
 
-export interface ElfFunctionSymbol {
-  name: string;
-  value: bigint;
-  /** 0 for symbols that do not record their size (often hand-written assembly). */
-  size: bigint;
-  global: boolean;
+/**
+ * Defined function symbols of one symbol table, in table order, as columns:
+ * binaries carry 100k+ of them, too many for an object each.
+ */
+export class ElfFunctionTable {
+  constructor(
+    /** Over the table's string section, which is kept as read. */
+    readonly names: NameTable,
+    readonly values: AddressColumn,
+    /** 0 for symbols that do not record their size (often hand-written assembly). */
+    readonly sizes: AddressColumn,
+    /** 1 for a global or weak symbol. */
+    readonly global: Uint8Array,
+    private readonly sectionIndexes: Uint16Array,
+    /** End address of each section, by section index. */
+    private readonly sectionEnds: readonly bigint[],
+  ) {}
+
+  get count(): number {
+    return this.values.length;
+  }
+
   /** End address of the section holding the symbol; bounds size-0 symbols. */
-  sectionEnd: bigint | null;
+  sectionEnd(id: number): bigint | null {
+    return this.sectionEnds[this.sectionIndexes[id]] ?? null;
+  }
 }
+
+const NO_FUNCTIONS = new ElfFunctionTable(NameTable.over(Buffer.alloc(0), new Uint32Array(0)), new AddressColumn(), new AddressColumn(), new Uint8Array(0), new Uint16Array(0), []);
 
 export interface ElfImage {
   /** Lower-case hex, '' when the binary carries none. */
   buildId: string;
   loadSegments: ElfLoadSegment[];
   symbolTable: '.symtab' | '.dynsym' | null;
-  functions: ElfFunctionSymbol[];
+  functions: ElfFunctionTable;
 }
 
 /** One symbol/string table may not exceed this; bigger is corrupt for our purposes. */
@@ -258,31 +280,41 @@ function buildIdFromSections(src: ByteSource, sections: SectionHeader[]): string
   return null;
 }
 
-function readFunctionSymbols(src: ByteSource, sections: SectionHeader[], table: SectionHeader): ElfFunctionSymbol[] {
+function readFunctionSymbols(src: ByteSource, sections: SectionHeader[], table: SectionHeader): ElfFunctionTable {
   if (table.link >= sections.length) throw new ElfFormatError(`symbol table links to missing section ${table.link}`);
   const strings = sections[table.link];
-  if (strings.type === SHT_NOBITS) return [];
+  if (strings.type === SHT_NOBITS) return NO_FUNCTIONS;
   const stringBytes = readBlock(src, strings.offset, strings.size, MAX_TABLE_BYTES, 'string table');
   const symbolBytes = readBlock(src, table.offset, table.size, MAX_TABLE_BYTES, 'symbol table');
-  const functions: ElfFunctionSymbol[] = [];
-  for (let b = 0; b + SYMBOL_SIZE <= symbolBytes.length; b += SYMBOL_SIZE) {
-    const info = symbolBytes[b + 4];
-    const type = info & 0xf;
-    if (type !== STT_FUNC && type !== STT_GNU_IFUNC) continue;
+  const isNamedFunction = (b: number): boolean => {
+    const type = symbolBytes[b + 4] & 0xf;
+    if (type !== STT_FUNC && type !== STT_GNU_IFUNC) return false;
     const sectionIndex = symbolBytes.readUInt16LE(b + 6);
-    if (sectionIndex === 0 || sectionIndex >= SHN_LORESERVE) continue; // undefined or absolute
-    const name = cString(stringBytes, symbolBytes.readUInt32LE(b));
-    if (name === '') continue;
-    const section = sections[sectionIndex];
-    functions.push({
-      name,
-      value: symbolBytes.readBigUInt64LE(b + 8),
-      size: symbolBytes.readBigUInt64LE(b + 16),
-      global: info >> 4 !== STB_LOCAL,
-      sectionEnd: section === undefined ? null : section.address + section.size,
-    });
+    if (sectionIndex === 0 || sectionIndex >= SHN_LORESERVE) return false; // undefined or absolute
+    const nameOffset = symbolBytes.readUInt32LE(b);
+    return nameOffset < stringBytes.length && stringBytes[nameOffset] !== 0;
+  };
+  // Counted first so the columns are allocated once, at their final size.
+  let count = 0;
+  for (let b = 0; b + SYMBOL_SIZE <= symbolBytes.length; b += SYMBOL_SIZE) if (isNamedFunction(b)) count++;
+  if (count === 0) return NO_FUNCTIONS;
+  const nameOffsets = new Uint32Array(count);
+  const values = new AddressColumn(count);
+  const sizes = new AddressColumn(count);
+  const global = new Uint8Array(count);
+  const sectionIndexes = new Uint16Array(count);
+  let id = 0;
+  for (let b = 0; b + SYMBOL_SIZE <= symbolBytes.length; b += SYMBOL_SIZE) {
+    if (!isNamedFunction(b)) continue;
+    nameOffsets[id] = symbolBytes.readUInt32LE(b);
+    values.set(id, symbolBytes.readUInt32LE(b + 12), symbolBytes.readUInt32LE(b + 8));
+    sizes.set(id, symbolBytes.readUInt32LE(b + 20), symbolBytes.readUInt32LE(b + 16));
+    global[id] = symbolBytes[b + 4] >> 4 !== STB_LOCAL ? 1 : 0;
+    sectionIndexes[id] = symbolBytes.readUInt16LE(b + 6);
+    id++;
   }
-  return functions;
+  const sectionEnds = sections.map((s) => s.address + s.size);
+  return new ElfFunctionTable(NameTable.over(stringBytes, nameOffsets), values, sizes, global, sectionIndexes, sectionEnds);
 }
 
 function sectionName(src: ByteSource, sections: SectionHeader[], header: ElfHeader): (s: SectionHeader) => string {
@@ -299,16 +331,16 @@ function parse(src: ByteSource): ElfImage {
   const nameOf = sectionName(src, sections, header);
 
   let symbolTable: ElfImage['symbolTable'] = null;
-  let functions: ElfFunctionSymbol[] = [];
+  let functions = NO_FUNCTIONS;
   const symtab = sections.find((s) => s.type === SHT_SYMTAB);
   if (symtab !== undefined) functions = readFunctionSymbols(src, sections, symtab);
-  if (functions.length > 0) {
+  if (functions.count > 0) {
     symbolTable = '.symtab';
   } else {
     // Stripped binaries keep only the dynamic (exported) symbols.
     const dynsym = sections.find((s) => s.type === SHT_DYNSYM);
     if (dynsym !== undefined) functions = readFunctionSymbols(src, sections, dynsym);
-    if (functions.length > 0) symbolTable = '.dynsym';
+    if (functions.count > 0) symbolTable = '.dynsym';
   }
 
   const buildIdSection = sections.find((s) => s.type === SHT_NOTE && nameOf(s) === '.note.gnu.build-id');

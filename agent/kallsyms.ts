@@ -5,9 +5,10 @@
 // its module.
 import * as fs from 'node:fs';
 import type { MappingSpec } from '../proto/pprof-builder.js';
+import { AddressColumn, lessThan } from './address-column.js';
 import { findGnuBuildId } from './elf.js';
-import { findMapsEntry } from './proc-maps.js';
-import { SymbolIndex, compareBigints, type SymbolRange } from './symbol-index.js';
+import { NameTable } from './name-table.js';
+import { SymbolIndex, sortByStart } from './symbol-index.js';
 
 export interface KernelSymbolsOptions {
   /** Where kallsyms and modules are read; default '/proc'. */
@@ -23,17 +24,15 @@ export interface KernelFrameInfo {
   functionName: string | null;
 }
 
-interface KallsymsLine {
-  address: bigint;
-  name: string;
-  module: string | null;
-  /** Upper-case type letter: an exported symbol. */
-  global: boolean;
-}
-
-interface NamedSymbol {
-  name: string;
-  mapping: MappingSpec | null;
+/** Text symbols of /proc/kallsyms; a symbol's id is its position among them. */
+interface Kallsyms {
+  starts: AddressColumn;
+  /** "name", or "name [module]" for a module's symbol. */
+  names: NameTable;
+  /** 1 for an upper-case type letter: an exported symbol. */
+  global: Uint8Array;
+  /** The kernel text as kallsyms outlines it, or null if it lists no kernel (non-module) symbol. */
+  core: { start: bigint; limit: bigint } | null;
 }
 
 /**
@@ -41,37 +40,138 @@ interface NamedSymbol {
  * ftrace trampolines) have no known extent; cap how far past its start an
  * address may be and still be attributed to such a symbol.
  */
-const UNBOUNDED_SYMBOL_SPAN = 4096n;
+const UNBOUNDED_SYMBOL_SPAN = 4096;
 const KERNEL_MAPPING_NAME = '[kernel.kallsyms]';
-const TEXT_TYPES = new Set(['t', 'T', 'w', 'W']);
-const HEX = /^[0-9a-fA-F]{1,16}$/;
+const SPACE = 0x20;
+const TAB = 0x09;
+const NEWLINE = 0x0a;
+const READ_CHUNK_BYTES = 64 * 1024;
 
-function parseKallsyms(text: string): KallsymsLine[] {
-  const lines: KallsymsLine[] = [];
-  for (const line of text.split('\n')) {
-    const firstSpace = line.indexOf(' ');
-    if (firstSpace < 0 || line[firstSpace + 2] !== ' ') continue;
-    const type = line[firstSpace + 1];
-    if (!TEXT_TYPES.has(type)) continue;
-    const hex = line.slice(0, firstSpace);
-    if (!HEX.test(hex)) continue;
-    const address = BigInt(`0x${hex}`);
-    if (address === 0n) continue; // hidden by kptr_restrict
-    const rest = line.slice(firstSpace + 3);
-    const tab = rest.indexOf('\t');
-    const name = tab < 0 ? rest : rest.slice(0, tab);
-    const moduleField = tab < 0 ? '' : rest.slice(tab + 1).trim();
-    const module = moduleField.startsWith('[') && moduleField.endsWith(']') ? moduleField.slice(1, -1) : null;
-    lines.push({ address, name, module, global: type === 'T' || type === 'W' });
-  }
-  return lines;
+function hexDigit(byte: number): number {
+  if (byte >= 0x30 && byte <= 0x39) return byte - 0x30;
+  const lower = byte | 0x20;
+  return lower >= 0x61 && lower <= 0x66 ? lower - 0x61 + 10 : -1;
 }
 
-function readText(path: string): string | null {
+/** t T w W: code. */
+function isTextType(byte: number): boolean {
+  return byte === 0x74 || byte === 0x54 || byte === 0x77 || byte === 0x57;
+}
+
+function isBlank(byte: number): boolean {
+  return byte === SPACE || (byte >= TAB && byte <= 0x0d);
+}
+
+/**
+ * Calls onLine(bytes, start, end) for each line of the file, reading it in
+ * small chunks: /proc/kallsyms is megabytes, of which only the names are kept.
+ * An unreadable file has no lines; a read failing midway ends them early.
+ */
+function forEachLine(path: string, onLine: (bytes: Buffer, start: number, end: number) => void): void {
+  let fd: number;
   try {
-    return fs.readFileSync(path, 'utf8');
+    fd = fs.openSync(path, 'r');
   } catch {
-    return null;
+    return;
+  }
+  try {
+    let bytes = Buffer.allocUnsafe(READ_CHUNK_BYTES);
+    let filled = 0;
+    for (;;) {
+      if (filled === bytes.length) {
+        // One line longer than the buffer.
+        const grown = Buffer.allocUnsafe(bytes.length * 2);
+        bytes.copy(grown, 0, 0, filled);
+        bytes = grown;
+      }
+      const read = fs.readSync(fd, bytes, filled, bytes.length - filled, null);
+      filled += read;
+      let start = 0;
+      for (let eol = bytes.indexOf(NEWLINE, start); eol >= 0 && eol < filled; eol = bytes.indexOf(NEWLINE, start)) {
+        onLine(bytes, start, eol);
+        start = eol + 1;
+      }
+      if (read === 0) {
+        if (start < filled) onLine(bytes, start, filled);
+        return;
+      }
+      bytes.copy(bytes, 0, start, filled);
+      filled -= start;
+    }
+  } catch {
+    // keep the lines read so far
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Reads lines "ADDRESS TYPE NAME[\tMODULE]" of text symbols straight from
+ * the bytes into columns: kallsyms has 100k+ lines, too many for a string or
+ * object each.
+ */
+class KallsymsParser {
+  private readonly starts = new AddressColumn();
+  private readonly names = new NameTable();
+  private global = new Uint8Array(1024);
+  // Core text extent: first _stext/_etext seen, else lowest and highest address.
+  private lowest = -1;
+  private highest = -1;
+  private stext = -1;
+  private etext = -1;
+
+  line(bytes: Buffer, start: number, eol: number): void {
+    let hi = 0;
+    let lo = 0;
+    let p = start;
+    for (; p < eol && p - start <= 16; p++) {
+      const digit = hexDigit(bytes[p]);
+      if (digit < 0) break;
+      hi = hi * 16 + (lo >>> 28);
+      lo = ((lo << 4) | digit) >>> 0;
+    }
+    const digits = p - start;
+    if (digits === 0 || digits > 16 || bytes[p] !== SPACE || p + 2 >= eol || bytes[p + 2] !== SPACE) return;
+    const type = bytes[p + 1];
+    if (!isTextType(type)) return;
+    if (hi === 0 && lo === 0) return; // hidden by kptr_restrict
+    const nameStart = p + 3;
+    let nameEnd = nameStart;
+    while (nameEnd < eol && bytes[nameEnd] !== TAB) nameEnd++;
+    let moduleStart = nameEnd + 1;
+    let moduleEnd = eol;
+    while (moduleStart < moduleEnd && isBlank(bytes[moduleStart])) moduleStart++;
+    while (moduleEnd > moduleStart && isBlank(bytes[moduleEnd - 1])) moduleEnd--;
+    const inModule = moduleEnd - moduleStart >= 2 && bytes[moduleStart] === 0x5b && bytes[moduleEnd - 1] === 0x5d; // [module]
+
+    const id = this.starts.length;
+    this.starts.push(hi, lo);
+    if (id === this.global.length) {
+      const grown = new Uint8Array(id * 2);
+      grown.set(this.global);
+      this.global = grown;
+    }
+    this.global[id] = type === 0x54 || type === 0x57 ? 1 : 0; // T W
+    this.names.append(bytes, nameStart, nameEnd);
+    if (inModule) {
+      this.names.appendString(' ');
+      this.names.append(bytes, moduleStart, moduleEnd);
+    } else {
+      if (this.lowest < 0 || this.starts.compare(id, this.lowest) < 0) this.lowest = id;
+      if (this.highest < 0 || this.starts.compare(id, this.highest) > 0) this.highest = id;
+      const name = nameEnd - nameStart === 6 ? bytes.toString('latin1', nameStart, nameEnd) : '';
+      if (name === '_stext' && this.stext < 0) this.stext = id;
+      if (name === '_etext' && this.etext < 0) this.etext = id;
+    }
+    this.names.endName();
+  }
+
+  finish(): Kallsyms {
+    const { starts, names, lowest, highest, stext, etext } = this;
+    starts.trim();
+    names.trim();
+    const core = lowest < 0 ? null : { start: starts.get(stext >= 0 ? stext : lowest), limit: etext >= 0 ? starts.get(etext) : starts.get(highest) + 1n };
+    return { starts, names, global: this.global, core };
   }
 }
 
@@ -102,53 +202,63 @@ function parseModules(text: string, sysRoot: string): Map<string, MappingSpec> {
   return modules;
 }
 
-function coreTextMapping(lines: readonly KallsymsLine[], sysRoot: string): MappingSpec | null {
-  const core = lines.filter((l) => l.module === null);
-  if (core.length === 0) return null;
-  const named = (n: string): bigint | undefined => core.find((l) => l.name === n)?.address;
-  let lowest = core[0].address;
-  let highest = core[0].address;
-  for (const l of core) {
-    if (l.address < lowest) lowest = l.address;
-    if (l.address > highest) highest = l.address;
-  }
-  const start = named('_stext') ?? lowest;
-  const limit = named('_etext') ?? highest + 1n;
-  return textMapping(KERNEL_MAPPING_NAME, start, limit, readBuildId(`${sysRoot}/kernel/notes`));
-}
-
 class KernelSymbolTable {
-  readonly index: SymbolIndex<NamedSymbol>;
+  private readonly index: SymbolIndex;
+  private readonly names: NameTable;
   /** Kernel text and module mappings, sorted by start. */
-  private readonly regions: { start: bigint; end: bigint; mapping: MappingSpec }[];
+  private readonly regions: MappingSpec[];
+  private readonly regionIndex: SymbolIndex;
+  /** Index in regions of the region holding each symbol's start, or noRegion. */
+  private readonly regionOf: Uint16Array | Uint32Array;
+  private readonly noRegion: number;
 
-  constructor(lines: KallsymsLine[], core: MappingSpec | null, modules: Map<string, MappingSpec>) {
-    this.regions = [...(core === null ? [] : [core]), ...modules.values()]
-      .map(asRange)
-      .sort((a, b) => compareBigints(a.start, b.start));
-    const sorted = [...lines].sort((a, b) => compareBigints(a.address, b.address));
-    const ranges: SymbolRange<NamedSymbol>[] = new Array(sorted.length);
-    let nextStart: bigint | null = null; // first address greater than the current symbol's
-    for (let i = sorted.length - 1; i >= 0; i--) {
-      const l = sorted[i];
-      if (i + 1 < sorted.length && sorted[i + 1].address > l.address) nextStart = sorted[i + 1].address;
-      const mapping = findMapsEntry(this.regions, l.address)?.mapping ?? null;
-      const bound = mapping?.limit ?? l.address + UNBOUNDED_SYMBOL_SPAN;
-      const end = nextStart !== null && nextStart < bound ? nextStart : bound;
-      const name = l.module === null ? l.name : `${l.name} [${l.module}]`;
-      // Among aliases at one address the exported name is the one people know.
-      ranges[i] = { start: l.address, end, value: { name, mapping }, rank: l.global ? 0 : 1 };
+  constructor(kallsyms: Kallsyms, regions: MappingSpec[]) {
+    const { starts, global } = kallsyms;
+    this.names = kallsyms.names;
+    this.regions = [...regions].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+    const regionStarts = new AddressColumn(this.regions.length);
+    const regionEnds = new AddressColumn(this.regions.length);
+    this.regions.forEach((r, i) => {
+      regionStarts.setBigint(i, r.start);
+      regionEnds.setBigint(i, r.limit);
+    });
+    this.regionIndex = SymbolIndex.build({ starts: regionStarts, ends: regionEnds, rank: (i) => i });
+
+    const count = starts.length;
+    this.noRegion = this.regions.length < 0xffff ? 0xffff : 0xffffffff;
+    this.regionOf = this.noRegion === 0xffff ? new Uint16Array(count) : new Uint32Array(count);
+    const ends = new AddressColumn(count);
+    const order = sortByStart(starts);
+    let next = -1; // id of the first symbol starting after the current one
+    for (let i = count - 1; i >= 0; i--) {
+      const id = order[i];
+      if (i + 1 < count && starts.compare(order[i + 1], id) > 0) next = order[i + 1];
+      // kallsyms has no sizes: a symbol runs to the next one, bounded by its region.
+      const region = this.regionIndex.lookupHalves(starts.hi[id], starts.lo[id]);
+      if (region >= 0) {
+        this.regionOf[id] = region;
+        ends.set(id, regionEnds.hi[region], regionEnds.lo[region]);
+      } else {
+        this.regionOf[id] = this.noRegion;
+        ends.setSum(id, starts.hi[id], starts.lo[id], 0, UNBOUNDED_SYMBOL_SPAN);
+      }
+      if (next >= 0 && lessThan(starts.hi[next], starts.lo[next], ends.hi[id], ends.lo[id])) {
+        ends.set(id, starts.hi[next], starts.lo[next]);
+      }
     }
-    this.index = SymbolIndex.build(ranges);
+    // Among aliases at one address the exported name is the one people know.
+    this.index = SymbolIndex.build({ starts, ends, rank: (id) => (global[id] ? 0 : 1) }, order);
   }
 
-  region(address: bigint): MappingSpec | null {
-    return findMapsEntry(this.regions, address)?.mapping ?? null;
+  lookup(address: bigint): KernelFrameInfo | null {
+    const id = this.index.lookup(address);
+    if (id >= 0) {
+      const region = this.regionOf[id];
+      return { mapping: region === this.noRegion ? null : this.regions[region], functionName: this.names.name(id) };
+    }
+    const region = this.regionIndex.lookup(address);
+    return region < 0 ? null : { mapping: this.regions[region], functionName: null };
   }
-}
-
-function asRange(mapping: MappingSpec): { start: bigint; end: bigint; mapping: MappingSpec } {
-  return { start: mapping.start, end: mapping.limit, mapping };
 }
 
 export class KernelSymbols {
@@ -165,26 +275,31 @@ export class KernelSymbols {
   }
 
   resolve(address: bigint): KernelFrameInfo {
-    const table = this.table ?? this.load();
-    const known = this.lookup(table, address);
+    const known = (this.table ?? this.load()).lookup(address);
     if (known !== null) return known;
     // Unknown address: a module or BPF program may have loaded since we read kallsyms.
     if (performance.now() - this.loadedAtMs < this.minRefreshIntervalMs) return { mapping: null, functionName: null };
-    return this.lookup(this.load(), address) ?? { mapping: null, functionName: null };
-  }
-
-  private lookup(table: KernelSymbolTable, address: bigint): KernelFrameInfo | null {
-    const hit = table.index.lookup(address);
-    if (hit !== null) return { mapping: hit.value.mapping, functionName: hit.value.name };
-    const region = table.region(address);
-    return region === null ? null : { mapping: region, functionName: null };
+    return this.load().lookup(address) ?? { mapping: null, functionName: null };
   }
 
   private load(): KernelSymbolTable {
-    const lines = parseKallsyms(readText(`${this.procRoot}/kallsyms`) ?? '');
-    const modules = parseModules(readText(`${this.procRoot}/modules`) ?? '', this.sysRoot);
-    this.table = new KernelSymbolTable(lines, coreTextMapping(lines, this.sysRoot), modules);
+    // Dropped first so the old table and the new one's parse never coexist at the peak.
+    this.table = null;
+    const parser = new KallsymsParser();
+    forEachLine(`${this.procRoot}/kallsyms`, (bytes, start, end) => parser.line(bytes, start, end));
+    const kallsyms = parser.finish();
+    const core = kallsyms.core === null ? [] : [textMapping(KERNEL_MAPPING_NAME, kallsyms.core.start, kallsyms.core.limit, readBuildId(`${this.sysRoot}/kernel/notes`))];
+    const modules = parseModules(readText(`${this.procRoot}/modules`), this.sysRoot);
+    this.table = new KernelSymbolTable(kallsyms, [...core, ...modules.values()]);
     this.loadedAtMs = performance.now();
     return this.table;
+  }
+}
+
+function readText(path: string): string {
+  try {
+    return fs.readFileSync(path, 'utf8');
+  } catch {
+    return '';
   }
 }

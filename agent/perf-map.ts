@@ -4,7 +4,9 @@
 // incrementally; a later line wins over an earlier one for the same address,
 // because JIT code regions get reused after garbage collection.
 import * as fs from 'node:fs';
-import { SymbolIndex, type SymbolRange } from './symbol-index.js';
+import { AddressColumn } from './address-column.js';
+import { NameTable } from './name-table.js';
+import { SymbolIndex } from './symbol-index.js';
 
 /** Caps one read so a runaway file cannot make a single refresh allocate without limit. */
 const MAX_READ_BYTES = 64 * 1024 * 1024;
@@ -14,20 +16,35 @@ function parseHex(field: string): bigint | null {
   return /^[0-9a-fA-F]{1,16}$/.test(digits) ? BigInt(`0x${digits}`) : null;
 }
 
-function parseLine(line: string, seq: number): SymbolRange<string> | null {
-  const first = line.indexOf(' ');
-  const second = first < 0 ? -1 : line.indexOf(' ', first + 1);
-  if (second < 0) return null;
-  const start = parseHex(line.slice(0, first));
-  const size = parseHex(line.slice(first + 1, second));
-  const name = line.slice(second + 1).trimEnd();
-  if (start === null || size === null || size === 0n || name === '') return null;
-  return { start, end: start + size, value: name, rank: -seq };
+/** JIT code objects in columns; an object's id is the order its line was read in. */
+class JitSymbols {
+  readonly starts = new AddressColumn();
+  readonly ends = new AddressColumn();
+  readonly names = new NameTable();
+
+  /** Adds one "START SIZE name" line; malformed lines are skipped. */
+  addLine(line: string): void {
+    const first = line.indexOf(' ');
+    const second = first < 0 ? -1 : line.indexOf(' ', first + 1);
+    if (second < 0) return;
+    const start = parseHex(line.slice(0, first));
+    const size = parseHex(line.slice(first + 1, second));
+    const name = line.slice(second + 1).trimEnd();
+    if (start === null || size === null || size === 0n || name === '') return;
+    this.starts.pushBigint(start);
+    this.ends.pushBigint(start + size);
+    this.names.add(name);
+  }
+
+  index(): SymbolIndex {
+    // A later line wins: the code region was reused.
+    return SymbolIndex.build({ starts: this.starts, ends: this.ends, rank: (id) => -id });
+  }
 }
 
 export class PerfMap {
-  private readonly ranges: SymbolRange<string>[] = [];
-  private index: SymbolIndex<string> = SymbolIndex.build([]);
+  private symbols = new JitSymbols();
+  private index = this.symbols.index();
   /** Bytes of complete lines consumed so far. */
   private consumed = 0;
 
@@ -54,12 +71,9 @@ export class PerfMap {
       // A line still being written has no newline yet; leave it for the next refresh.
       const lastNewline = chunk.lastIndexOf(0x0a, read - 1);
       if (lastNewline < 0) return;
-      for (const line of chunk.toString('utf8', 0, lastNewline).split('\n')) {
-        const range = parseLine(line, this.ranges.length);
-        if (range !== null) this.ranges.push(range);
-      }
+      for (const line of chunk.toString('utf8', 0, lastNewline).split('\n')) this.symbols.addLine(line);
       this.consumed += lastNewline + 1;
-      this.index = SymbolIndex.build(this.ranges);
+      this.index = this.symbols.index();
     } catch {
       // Read failed midway: keep what we had.
     } finally {
@@ -69,11 +83,12 @@ export class PerfMap {
 
   /** Name of the JIT code at address; re-reads the file first if the address is unknown and the file grew. */
   lookup(address: bigint): string | null {
-    const hit = this.index.lookup(address);
-    if (hit !== null) return hit.value;
-    if (!this.grew()) return null;
-    this.refresh();
-    return this.index.lookup(address)?.value ?? null;
+    let id = this.index.lookup(address);
+    if (id < 0 && this.grew()) {
+      this.refresh();
+      id = this.index.lookup(address);
+    }
+    return id < 0 ? null : this.symbols.names.name(id);
   }
 
   private grew(): boolean {
@@ -85,8 +100,8 @@ export class PerfMap {
   }
 
   private reset(): void {
-    this.ranges.length = 0;
+    this.symbols = new JitSymbols();
     this.consumed = 0;
-    this.index = SymbolIndex.build([]);
+    this.index = this.symbols.index();
   }
 }

@@ -132,8 +132,9 @@ export class ProcessSignalsCollector {
   }
 
   /**
-   * Ends the window: the signals of the processes hot over it (`windowHot`),
-   * then a fresh start for those still hot; the others are dropped.
+   * Ends the window: the signals of the processes hot over it (`windowHot`);
+   * those still hot (over the window or right now) start afresh, the others
+   * are dropped.
    */
   endWindow(windowHot: readonly CurrentlyHotProcess[], currentlyHot: readonly CurrentlyHotProcess[]): WindowSignals {
     const started = process.cpuUsage();
@@ -166,7 +167,9 @@ export class ProcessSignalsCollector {
     }
     const spent = this.cpuSeconds + cpuSecondsSince(started);
     this.cpuSeconds = 0;
-    this.onScan(currentlyHot);
+    // The new window's slice and counters start at the next scan, not here: a
+    // child spawned now would be measured by the agent's cost for this window
+    // while its CPU is charged to signals in the next.
     return { byPid, cpuSeconds: spent };
   }
 
@@ -194,6 +197,8 @@ export class ProcessSignalsCollector {
       syscallRateMeasured: state.syscallsPerSec !== null,
       syscallsPerSec: state.syscallsPerSec ?? 0,
       syscallSlice: state.slice,
+      // Needs the window's samples: agent.ts fills it in (spin-hint.ts).
+      spinHintShare: 0,
     };
   }
 

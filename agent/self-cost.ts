@@ -44,7 +44,7 @@ export class SelfCostMeter {
    */
   endWindow(signalsCpuSeconds: number): AgentCost {
     const now = this.cumulativeCpuSeconds();
-    // A child reaped between reading the agent's totals and listing its children is missed once and found the next time: floor at 0.
+    // A child exiting between the readings can be missed once; it is found in the next reading, so never report less than 0.
     const cpuSeconds = Math.max(0, now - this.lastCpuSeconds);
     this.lastCpuSeconds = now;
     return { cpuSeconds, signalsCpuSeconds, rssBytes: this.rssBytes() };

@@ -1,102 +1,167 @@
 // Address → symbol lookup shared by the ELF, kallsyms and perf-map readers.
 // Symbol ranges may overlap (nested functions, aliases, JIT code regions that
 // were reused); building flattens them once into disjoint segments so that a
-// lookup is a single binary search.
+// lookup is a single binary search. Symbols are known by id (their position
+// in the caller's columns); the caller keeps names and other per-symbol data.
+import { AddressColumn, lessThan } from './address-column.js';
 
-export interface SymbolRange<T> {
-  start: bigint;
+export interface SymbolRanges {
+  /** Range id's start, for ids 0 .. starts.length-1. */
+  starts: AddressColumn;
   /** Exclusive. */
-  end: bigint;
-  value: T;
-  /** Lower wins where ranges overlap. */
-  rank: number;
+  ends: AddressColumn;
+  /** Lower wins where ranges overlap; ties go to the earlier start, then the lower id. */
+  rank(id: number): number;
 }
 
-export interface SymbolHit<T> {
-  start: bigint;
-  end: bigint;
-  value: T;
-}
-
-export function compareBigints(a: bigint, b: bigint): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-export class SymbolIndex<T> {
-  private constructor(
-    private readonly starts: bigint[],
-    private readonly ends: bigint[],
-    private readonly owners: SymbolRange<T>[],
-  ) {}
-
-  static build<T>(ranges: readonly SymbolRange<T>[]): SymbolIndex<T> {
-    const sorted = ranges.filter((r) => r.end > r.start).sort((a, b) => compareBigints(a.start, b.start));
-    const out = new SymbolIndex<T>([], [], []);
-    // Most ranges overlap nothing and are copied straight through; only runs
-    // of mutually overlapping ranges need the sweep.
-    let clusterStart = 0;
-    let clusterEnd = 0n;
-    for (let i = 0; i <= sorted.length; i++) {
-      if (i < sorted.length && i > clusterStart && sorted[i].start < clusterEnd) {
-        if (sorted[i].end > clusterEnd) clusterEnd = sorted[i].end;
-        continue;
-      }
-      if (i - clusterStart === 1) out.append(sorted[clusterStart].start, sorted[clusterStart].end, sorted[clusterStart]);
-      else if (i > clusterStart) out.sweep(sorted.slice(clusterStart, i));
-      if (i < sorted.length) {
-        clusterStart = i;
-        clusterEnd = sorted[i].end;
-      }
+/** Ids ordered by start, then by id. */
+export function sortByStart(starts: AddressColumn): Uint32Array {
+  // LSD radix sort on 16-bit digits: stable, so equal starts stay in id
+  // order; linear; and it works in typed arrays, where a comparison sort of
+  // 100k+ ids would leave megabytes of garbage on the JS heap.
+  const count = starts.length;
+  let ids = new Uint32Array(count);
+  for (let id = 0; id < count; id++) ids[id] = id;
+  let spare = new Uint32Array(count);
+  const buckets = new Uint32Array(0x10001);
+  for (const [half, shift] of [
+    [starts.lo, 0],
+    [starts.lo, 16],
+    [starts.hi, 0],
+    [starts.hi, 16],
+  ] as const) {
+    buckets.fill(0);
+    for (let i = 0; i < count; i++) buckets[((half[i] >>> shift) & 0xffff) + 1]++;
+    // All ids share this digit (the high half of most tables is constant): nothing to reorder.
+    if (count === 0 || buckets[((half[0] >>> shift) & 0xffff) + 1] === count) continue;
+    for (let d = 1; d < buckets.length; d++) buckets[d] += buckets[d - 1];
+    for (let i = 0; i < count; i++) {
+      const id = ids[i];
+      spare[buckets[(half[id] >>> shift) & 0xffff]++] = id;
     }
-    return out;
+    [ids, spare] = [spare, ids];
+  }
+  return ids;
+}
+
+/** Disjoint segments, appended in address order. */
+class Segments {
+  readonly starts = new AddressColumn();
+  readonly ends = new AddressColumn();
+  owners = new Uint32Array(16);
+
+  append(fromHi: number, fromLo: number, toHi: number, toLo: number, owner: number): void {
+    const last = this.starts.length - 1;
+    if (last >= 0 && this.owners[last] === owner && this.ends.hi[last] === fromHi && this.ends.lo[last] === fromLo) {
+      this.ends.set(last, toHi, toLo);
+      return;
+    }
+    if (last + 1 === this.owners.length) {
+      const grown = new Uint32Array(this.owners.length * 2);
+      grown.set(this.owners);
+      this.owners = grown;
+    }
+    this.owners[last + 1] = owner;
+    this.starts.push(fromHi, fromLo);
+    this.ends.push(toHi, toLo);
   }
 
-  /** Splits overlapping ranges (sorted by start) into disjoint segments, each owned by the lowest-ranked range covering it. */
-  private sweep(cluster: SymbolRange<T>[]): void {
-    const points = [...new Set(cluster.flatMap((r) => [r.start, r.end]))].sort(compareBigints);
-    let active: SymbolRange<T>[] = [];
+  appendBigints(from: bigint, to: bigint, owner: number): void {
+    this.append(Number(from >> 32n), Number(from & 0xffffffffn), Number(to >> 32n), Number(to & 0xffffffffn), owner);
+  }
+
+  /**
+   * Splits overlapping ranges (sorted by start) into disjoint segments, each
+   * owned by the lowest-ranked range covering it. Clusters are small and
+   * rare, so plain bigints keep this readable.
+   */
+  sweep(ranges: SymbolRanges, cluster: Uint32Array): void {
+    const members = Array.from(cluster, (id) => ({ id, start: ranges.starts.get(id), end: ranges.ends.get(id), rank: ranges.rank(id) }));
+    const points = [...new Set(members.flatMap((r) => [r.start, r.end]))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    let active: typeof members = [];
     let next = 0;
     for (let p = 0; p + 1 < points.length; p++) {
       const from = points[p];
       active = active.filter((r) => r.end > from);
-      while (next < cluster.length && cluster[next].start === from) active.push(cluster[next++]);
+      while (next < members.length && members[next].start === from) active.push(members[next++]);
       if (active.length === 0) continue;
       let winner = active[0];
       for (const r of active) if (r.rank < winner.rank) winner = r;
-      this.append(from, points[p + 1], winner);
+      this.appendBigints(from, points[p + 1], winner.id);
     }
   }
+}
 
-  private append(from: bigint, to: bigint, owner: SymbolRange<T>): void {
-    const last = this.owners.length - 1;
-    if (last >= 0 && this.owners[last] === owner && this.ends[last] === from) {
-      this.ends[last] = to;
-      return;
+export class SymbolIndex {
+  private constructor(
+    private readonly starts: AddressColumn,
+    private readonly ends: AddressColumn,
+    private readonly owners: Uint32Array,
+  ) {}
+
+  /** order: ids sorted by sortByStart, when the caller has them already. */
+  static build(ranges: SymbolRanges, order: Uint32Array = sortByStart(ranges.starts)): SymbolIndex {
+    const { starts, ends } = ranges;
+    // Empty ranges dropped; a loop rather than filter(), which collects into a JS array first.
+    const kept = new Uint32Array(order.length);
+    let keptCount = 0;
+    for (const id of order) if (lessThan(starts.hi[id], starts.lo[id], ends.hi[id], ends.lo[id])) kept[keptCount++] = id;
+    const sorted = kept.subarray(0, keptCount);
+    const out = new Segments();
+    // Most ranges overlap nothing and are copied straight through; only runs
+    // of mutually overlapping ranges need the sweep.
+    let clusterStart = 0;
+    let clusterEnd = -1; // id of the range reaching furthest in the current cluster
+    for (let i = 0; i <= sorted.length; i++) {
+      if (i < sorted.length && i > clusterStart) {
+        const id = sorted[i];
+        if (lessThan(starts.hi[id], starts.lo[id], ends.hi[clusterEnd], ends.lo[clusterEnd])) {
+          if (ends.compare(id, clusterEnd) > 0) clusterEnd = id;
+          continue;
+        }
+      }
+      if (i - clusterStart === 1) {
+        const id = sorted[clusterStart];
+        out.append(starts.hi[id], starts.lo[id], ends.hi[id], ends.lo[id], id);
+      } else if (i > clusterStart) {
+        out.sweep(ranges, sorted.subarray(clusterStart, i));
+      }
+      if (i < sorted.length) {
+        clusterStart = i;
+        clusterEnd = sorted[i];
+      }
     }
-    this.starts.push(from);
-    this.ends.push(to);
-    this.owners.push(owner);
+    out.starts.trim();
+    out.ends.trim();
+    return new SymbolIndex(out.starts, out.ends, out.owners.slice(0, out.starts.length));
   }
 
   get size(): number {
-    return this.starts.length;
+    return this.owners.length;
   }
 
-  lookup(address: bigint): SymbolHit<T> | null {
-    let lo = 0;
-    let hi = this.starts.length - 1;
+  /** Id of the range covering address, or -1. */
+  lookup(address: bigint): number {
+    if (address < 0n || address >= 1n << 64n) return -1;
+    return this.lookupHalves(Number(address >> 32n), Number(address & 0xffffffffn));
+  }
+
+  /** lookup for an address given as 32-bit halves. */
+  lookupHalves(hi: number, lo: number): number {
+    const { starts, ends } = this;
+    let low = 0;
+    let high = this.owners.length - 1;
     let found = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.starts[mid] <= address) {
-        found = mid;
-        lo = mid + 1;
+    while (low <= high) {
+      const mid = (low + high) >>> 1;
+      if (lessThan(hi, lo, starts.hi[mid], starts.lo[mid])) {
+        high = mid - 1;
       } else {
-        hi = mid - 1;
+        found = mid;
+        low = mid + 1;
       }
     }
-    if (found < 0 || address >= this.ends[found]) return null;
-    const owner = this.owners[found];
-    return { start: owner.start, end: owner.end, value: owner.value };
+    if (found < 0 || !lessThan(hi, lo, ends.hi[found], ends.lo[found])) return -1;
+    return this.owners[found];
   }
 }

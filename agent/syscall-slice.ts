@@ -9,10 +9,10 @@ import { fileURLToPath } from 'node:url';
 import type { SyscallSlice } from '../proto/wire.js';
 import { parseProcStat } from './proc-stat.js';
 
-export const SYSCALL_SLICE_PROGRAM_PATH = fileURLToPath(new URL('../../bpf/syscall-slice.bt', import.meta.url));
+const SYSCALL_SLICE_PROGRAM_PATH = fileURLToPath(new URL('../../bpf/syscall-slice.bt', import.meta.url));
 /** The program has this many pid slots ($1..$8). */
 export const MAX_SLICE_PIDS = 8;
-export const SLICE_SECONDS_RANGE = { min: 1, max: 10 } as const;
+const SLICE_SECONDS_RANGE = { min: 1, max: 10 } as const;
 /** The largest pid_max Linux allows (PID_MAX_LIMIT on 64-bit). */
 const MAX_PID = 4_194_304;
 /** bpftrace compiles and attaches before the slice starts, and prints after it ends. */

@@ -10,12 +10,11 @@ const FEW_SYSCALLS_PER_SEC = 200;
 /** A spin makes a syscall per iteration; real work rarely exceeds this many per second without moving bytes. */
 const SPIN_SYSCALLS_PER_SEC = 2000;
 /**
- * A user-space spin sits on one or two instructions (a pause, a load, a
- * branch), one of them carrying most samples; even a tight compute loop
- * spreads its samples wider.
+ * Share of samples on a spin-wait hint (`pause`) that makes a user-space spin.
+ * Leaf concentration alone cannot decide: a matrix multiply stalled on one
+ * load is as concentrated as a spin.
  */
-const SPIN_LEAF_ADDRESSES = 3;
-const SPIN_TOP_LEAF_SHARE = 0.5;
+const SPIN_HINT_SHARE = 0.5;
 /** Bytes per read/write call below which calls move essentially nothing. */
 const TRIVIAL_BYTES_PER_CALL = 16;
 /** Interpreters and runtimes whose event loops spin in their own frames. */
@@ -70,12 +69,14 @@ export function classifyHotProcess(p: ProcessInfo, stats: ProcessSampleStats | u
 
   // Few syscalls: either computing, or spinning on a flag in user space.
   if (r.syscallsPerSec < FEW_SYSCALLS_PER_SEC) {
-    if (stats && stats.samples >= 10 && stats.leafAddresses90 <= SPIN_LEAF_ADDRESSES && stats.topLeafShare >= SPIN_TOP_LEAF_SHARE) {
+    const spinShare = p.signals?.spinHintShare ?? 0;
+    if (spinShare >= SPIN_HINT_SHARE) {
+      const concentration = stats ? `, ${stats.leafAddresses90} instruction address(es) carry 90% of ${stats.samples} samples` : '';
       return {
         verdict: 'busy-loop',
         kind: 'user-spin',
-        score: clamp01(0.6 + 0.1 * (SPIN_LEAF_ADDRESSES + 1 - stats.leafAddresses90)) * clamp01(p.cpuCores / 0.5),
-        evidence: `${cpu}, ${rate(r.syscallsPerSec)} syscalls; ${stats.leafAddresses90} instruction address(es) carry 90% of ${stats.samples} samples (top one ${pct(stats.topLeafShare)}): spinning in user space${tail}`,
+        score: clamp01(spinShare),
+        evidence: `${cpu}, ${rate(r.syscallsPerSec)} syscalls; ${pct(spinShare)} of samples on a spin-wait pause instruction${concentration}: spinning in user space${tail}`,
       };
     }
     const spread = stats ? `, ${stats.leafAddresses90} instruction addresses carry 90% of ${stats.samples} samples` : '';
@@ -86,6 +87,8 @@ export function classifyHotProcess(p: ProcessInfo, stats: ProcessSampleStats | u
     const n = slice.syscalls;
     const perSec = (x: number): number => x / slice.seconds;
     const movedShare = slice.rwCalls > 0 ? slice.rwMovedCalls / slice.rwCalls : 0;
+    // A spin's few real reads/writes (a runtime's eventfd wake-ups) move bytes; what matters is how few they are.
+    const progressShare = slice.rwMovedCalls / n;
     const bytesPerCall = slice.rwBytes / n;
     const progress = `${bytes(perSec(slice.rwBytes))}/s moved by ${rate(perSec(slice.rwMovedCalls))} read/write calls`;
     const spinning = r.syscallsPerSec >= SPIN_SYSCALLS_PER_SEC && bytesPerCall < TRIVIAL_BYTES_PER_CALL;
@@ -117,14 +120,14 @@ export function classifyHotProcess(p: ProcessInfo, stats: ProcessSampleStats | u
         return {
           verdict: 'busy-loop',
           kind: 'runtime-spin',
-          score: clamp01(waitShare * (1 - movedShare)),
+          score: clamp01(waitShare * (1 - progressShare)),
           evidence: `${waits}, ${progress}: the event loop re-schedules itself${runtimeFrames ? '' : ` (${p.exe.split('/').pop()} runtime)`}; ${cpu}${tail}`,
         };
       }
       return {
         verdict: 'busy-loop',
         kind: 'poll-no-progress',
-        score: clamp01(waitShare * (1 - movedShare)),
+        score: clamp01(waitShare * (1 - progressShare)),
         evidence: `${waits}, ${slice.eagain > 0 ? `${pct(slice.eagain / n)} of syscalls returned EAGAIN, ` : ''}${progress}; ${cpu}${tail}`,
       };
     }

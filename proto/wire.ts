@@ -28,6 +28,8 @@ export interface ProcessSignals {
   syscallRateMeasured: boolean;
   syscallsPerSec: number;
   syscallSlice?: SyscallSlice | null;
+  /** Share of user-space leaf samples on or right after a `pause`. */
+  spinHintShare: number;
 }
 
 export interface SyscallSlice {

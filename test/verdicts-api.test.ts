@@ -99,6 +99,7 @@ function eagainSpinner(pid: number): ProcessInfo {
     hot: true,
     cpuCores: 1.0,
     signals: {
+      spinHintShare: 0,
       voluntarySwitchesPerSec: 0,
       involuntarySwitchesPerSec: 4,
       timeslicesPerSec: 4,
