@@ -17,9 +17,9 @@ export class AddressColumn {
   lo: Uint32Array;
   length: number;
 
-  /** length addresses, all 0; push appends after them. */
-  constructor(length = 0) {
-    this.hi = new Uint32Array(Math.max(length, 16));
+  /** length addresses, all 0; push appends after them, growing past capacity. */
+  constructor(length = 0, capacity = length) {
+    this.hi = new Uint32Array(Math.max(length, capacity, 16));
     this.lo = new Uint32Array(this.hi.length);
     this.length = length;
   }
@@ -35,7 +35,7 @@ export class AddressColumn {
 
   /** Values past the top of the address space (an end computed as start + size) are cut to it. */
   setBigint(i: number, value: bigint): void {
-    const v = value < 0n ? 0n : value > MAX_ADDRESS ? MAX_ADDRESS : value;
+    const v = value > MAX_ADDRESS ? MAX_ADDRESS : value;
     this.set(i, Number(v >> 32n), Number(v & 0xffffffffn));
   }
 
@@ -66,9 +66,9 @@ export class AddressColumn {
     return this.hi[i] - this.hi[j] || this.lo[i] - this.lo[j];
   }
 
-  /** Releases spare capacity once the column has stopped growing. */
+  /** Releases spare capacity once the column has stopped growing, unless too little to be worth a copy. */
   trim(): void {
-    if (this.hi.length > this.length) this.resize(this.length);
+    if (this.hi.length - this.length > this.hi.length / 8) this.resize(this.length);
   }
 
   private resize(capacity: number): void {

@@ -3,8 +3,7 @@
 // Only the index and the names (offsets into the binary's own string table)
 // are kept; the rest of the symbol columns is dropped once the index is built.
 import { AddressColumn } from './address-column.js';
-import type { ElfFunctionTable, ElfImage, ElfLoadSegment } from './elf.js';
-import type { NameTable } from './name-table.js';
+import type { ElfFunctionTable, ElfImage, ElfLoadSegment, ElfSymbolNames } from './elf.js';
 import { SymbolIndex, sortByStart } from './symbol-index.js';
 
 function buildIndex(functions: ElfFunctionTable): SymbolIndex {
@@ -49,7 +48,7 @@ export class BinarySymbols {
   readonly buildId: string;
   private readonly segments: ElfLoadSegment[];
   private readonly index: SymbolIndex;
-  private readonly names: NameTable;
+  private readonly names: ElfSymbolNames;
 
   constructor(image: ElfImage) {
     this.buildId = image.buildId;

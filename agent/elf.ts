@@ -5,7 +5,7 @@
 // instead of allocating without limit or reading garbage.
 import * as fs from 'node:fs';
 import { AddressColumn } from './address-column.js';
-import { NameTable } from './name-table.js';
+import { RecentNames } from './name-table.js';
 
 export class ElfFormatError extends Error {
   override name = 'ElfFormatError';
@@ -19,14 +19,27 @@ export interface ElfLoadSegment {
   executable: boolean;
 }
 
+/** Symbol names as offsets into the string table they came from, decoded only when asked for. */
+export class ElfSymbolNames {
+  private readonly recent = new RecentNames((id) => cString(this.strings, this.offsets[id]));
+
+  constructor(
+    private readonly strings: Buffer,
+    private readonly offsets: Uint32Array,
+  ) {}
+
+  name(id: number): string {
+    return this.recent.name(id);
+  }
+}
+
 /**
  * Defined function symbols of one symbol table, in table order, as columns:
  * binaries carry 100k+ of them, too many for an object each.
  */
 export class ElfFunctionTable {
   constructor(
-    /** Over the table's string section, which is kept as read. */
-    readonly names: NameTable,
+    readonly names: ElfSymbolNames,
     readonly values: AddressColumn,
     /** 0 for symbols that do not record their size (often hand-written assembly). */
     readonly sizes: AddressColumn,
@@ -47,7 +60,14 @@ export class ElfFunctionTable {
   }
 }
 
-const NO_FUNCTIONS = new ElfFunctionTable(NameTable.over(Buffer.alloc(0), new Uint32Array(0)), new AddressColumn(), new AddressColumn(), new Uint8Array(0), new Uint16Array(0), []);
+const NO_FUNCTIONS = new ElfFunctionTable(
+  new ElfSymbolNames(Buffer.alloc(0), new Uint32Array(0)),
+  new AddressColumn(),
+  new AddressColumn(),
+  new Uint8Array(0),
+  new Uint16Array(0),
+  [],
+);
 
 export interface ElfImage {
   /** Lower-case hex, '' when the binary carries none. */
@@ -294,7 +314,8 @@ function readFunctionSymbols(src: ByteSource, sections: SectionHeader[], table: 
     const nameOffset = symbolBytes.readUInt32LE(b);
     return nameOffset < stringBytes.length && stringBytes[nameOffset] !== 0;
   };
-  // Counted first so the columns are allocated once, at their final size.
+  // Counted first so the columns are allocated once, at their final size,
+  // and filled straight from the table's bytes.
   let count = 0;
   for (let b = 0; b + SYMBOL_SIZE <= symbolBytes.length; b += SYMBOL_SIZE) if (isNamedFunction(b)) count++;
   if (count === 0) return NO_FUNCTIONS;
@@ -314,7 +335,7 @@ function readFunctionSymbols(src: ByteSource, sections: SectionHeader[], table: 
     id++;
   }
   const sectionEnds = sections.map((s) => s.address + s.size);
-  return new ElfFunctionTable(NameTable.over(stringBytes, nameOffsets), values, sizes, global, sectionIndexes, sectionEnds);
+  return new ElfFunctionTable(new ElfSymbolNames(stringBytes, nameOffsets), values, sizes, global, sectionIndexes, sectionEnds);
 }
 
 function sectionName(src: ByteSource, sections: SectionHeader[], header: ElfHeader): (s: SectionHeader) => string {

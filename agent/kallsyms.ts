@@ -41,6 +41,7 @@ interface Kallsyms {
  * address may be and still be attributed to such a symbol.
  */
 const UNBOUNDED_SYMBOL_SPAN = 4096;
+const ADDRESS_LIMIT = 1n << 64n;
 const KERNEL_MAPPING_NAME = '[kernel.kallsyms]';
 const SPACE = 0x20;
 const TAB = 0x09;
@@ -168,9 +169,9 @@ class KallsymsParser {
 
   finish(): Kallsyms {
     const { starts, names, lowest, highest, stext, etext } = this;
-    starts.trim();
-    names.trim();
-    const core = lowest < 0 ? null : { start: starts.get(stext >= 0 ? stext : lowest), limit: etext >= 0 ? starts.get(etext) : starts.get(highest) + 1n };
+    names.trim(); // starts are dropped once the index is built
+    const core =
+      lowest < 0 ? null : { start: starts.get(stext >= 0 ? stext : lowest), limit: etext >= 0 ? starts.get(etext) : starts.get(highest) + 1n };
     return { starts, names, global: this.global, core };
   }
 }
@@ -207,7 +208,8 @@ class KernelSymbolTable {
   private readonly names: NameTable;
   /** Kernel text and module mappings, sorted by start. */
   private readonly regions: MappingSpec[];
-  private readonly regionIndex: SymbolIndex;
+  private readonly regionStarts: AddressColumn;
+  private readonly regionEnds: AddressColumn;
   /** Index in regions of the region holding each symbol's start, or noRegion. */
   private readonly regionOf: Uint16Array | Uint32Array;
   private readonly noRegion: number;
@@ -216,13 +218,12 @@ class KernelSymbolTable {
     const { starts, global } = kallsyms;
     this.names = kallsyms.names;
     this.regions = [...regions].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
-    const regionStarts = new AddressColumn(this.regions.length);
-    const regionEnds = new AddressColumn(this.regions.length);
+    this.regionStarts = new AddressColumn(this.regions.length);
+    this.regionEnds = new AddressColumn(this.regions.length);
     this.regions.forEach((r, i) => {
-      regionStarts.setBigint(i, r.start);
-      regionEnds.setBigint(i, r.limit);
+      this.regionStarts.setBigint(i, r.start);
+      this.regionEnds.setBigint(i, r.limit);
     });
-    this.regionIndex = SymbolIndex.build({ starts: regionStarts, ends: regionEnds, rank: (i) => i });
 
     const count = starts.length;
     this.noRegion = this.regions.length < 0xffff ? 0xffff : 0xffffffff;
@@ -234,10 +235,10 @@ class KernelSymbolTable {
       const id = order[i];
       if (i + 1 < count && starts.compare(order[i + 1], id) > 0) next = order[i + 1];
       // kallsyms has no sizes: a symbol runs to the next one, bounded by its region.
-      const region = this.regionIndex.lookupHalves(starts.hi[id], starts.lo[id]);
+      const region = this.regionAt(starts.hi[id], starts.lo[id]);
       if (region >= 0) {
         this.regionOf[id] = region;
-        ends.set(id, regionEnds.hi[region], regionEnds.lo[region]);
+        ends.set(id, this.regionEnds.hi[region], this.regionEnds.lo[region]);
       } else {
         this.regionOf[id] = this.noRegion;
         ends.setSum(id, starts.hi[id], starts.lo[id], 0, UNBOUNDED_SYMBOL_SPAN);
@@ -256,8 +257,23 @@ class KernelSymbolTable {
       const region = this.regionOf[id];
       return { mapping: region === this.noRegion ? null : this.regions[region], functionName: this.names.name(id) };
     }
-    const region = this.regionIndex.lookup(address);
+    if (address < 0n || address >= ADDRESS_LIMIT) return null;
+    const region = this.regionAt(Number(address >> 32n), Number(address & 0xffffffffn));
     return region < 0 ? null : { mapping: this.regions[region], functionName: null };
+  }
+
+  /** The region holding an address, or -1; searched as findMapsEntry does, so that overlapping (bogus) regions resolve the same way. */
+  private regionAt(hi: number, lo: number): number {
+    const { regionStarts: starts, regionEnds: ends } = this;
+    let low = 0;
+    let high = this.regions.length - 1;
+    while (low <= high) {
+      const mid = (low + high) >>> 1;
+      if (lessThan(hi, lo, starts.hi[mid], starts.lo[mid])) high = mid - 1;
+      else if (!lessThan(hi, lo, ends.hi[mid], ends.lo[mid])) low = mid + 1;
+      else return mid;
+    }
+    return -1;
   }
 }
 
@@ -288,9 +304,10 @@ export class KernelSymbols {
     const parser = new KallsymsParser();
     forEachLine(`${this.procRoot}/kallsyms`, (bytes, start, end) => parser.line(bytes, start, end));
     const kallsyms = parser.finish();
-    const core = kallsyms.core === null ? [] : [textMapping(KERNEL_MAPPING_NAME, kallsyms.core.start, kallsyms.core.limit, readBuildId(`${this.sysRoot}/kernel/notes`))];
+    const { core } = kallsyms;
+    const coreMapping = core === null ? [] : [textMapping(KERNEL_MAPPING_NAME, core.start, core.limit, readBuildId(`${this.sysRoot}/kernel/notes`))];
     const modules = parseModules(readText(`${this.procRoot}/modules`), this.sysRoot);
-    this.table = new KernelSymbolTable(kallsyms, [...core, ...modules.values()]);
+    this.table = new KernelSymbolTable(kallsyms, [...coreMapping, ...modules.values()]);
     this.loadedAtMs = performance.now();
     return this.table;
   }

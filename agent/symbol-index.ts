@@ -5,6 +5,8 @@
 // in the caller's columns); the caller keeps names and other per-symbol data.
 import { AddressColumn, lessThan } from './address-column.js';
 
+const ADDRESS_LIMIT = 1n << 64n;
+
 export interface SymbolRanges {
   /** Range id's start, for ids 0 .. starts.length-1. */
   starts: AddressColumn;
@@ -30,25 +32,38 @@ export function sortByStart(starts: AddressColumn): Uint32Array {
     [starts.hi, 0],
     [starts.hi, 16],
   ] as const) {
-    buckets.fill(0);
-    for (let i = 0; i < count; i++) buckets[((half[i] >>> shift) & 0xffff) + 1]++;
-    // All ids share this digit (the high half of most tables is constant): nothing to reorder.
-    if (count === 0 || buckets[((half[0] >>> shift) & 0xffff) + 1] === count) continue;
-    for (let d = 1; d < buckets.length; d++) buckets[d] += buckets[d - 1];
-    for (let i = 0; i < count; i++) {
-      const id = ids[i];
-      spare[buckets[(half[id] >>> shift) & 0xffff]++] = id;
-    }
-    [ids, spare] = [spare, ids];
+    if (radixPass(ids, spare, half, shift, buckets)) [ids, spare] = [spare, ids];
   }
   return ids;
 }
 
+/** Moves ids into out ordered by one 16-bit digit of key; false if all share it and nothing moved. */
+function radixPass(ids: Uint32Array, out: Uint32Array, key: Uint32Array, shift: number, buckets: Uint32Array): boolean {
+  const count = ids.length;
+  buckets.fill(0);
+  for (let i = 0; i < count; i++) buckets[((key[i] >>> shift) & 0xffff) + 1]++;
+  // The high half of most tables is constant.
+  if (count === 0 || buckets[((key[0] >>> shift) & 0xffff) + 1] === count) return false;
+  for (let d = 1; d < buckets.length; d++) buckets[d] += buckets[d - 1];
+  for (let i = 0; i < count; i++) {
+    const id = ids[i];
+    out[buckets[(key[id] >>> shift) & 0xffff]++] = id;
+  }
+  return true;
+}
+
 /** Disjoint segments, appended in address order. */
 class Segments {
-  readonly starts = new AddressColumn();
-  readonly ends = new AddressColumn();
-  owners = new Uint32Array(16);
+  readonly starts: AddressColumn;
+  readonly ends: AddressColumn;
+  owners: Uint32Array;
+
+  /** capacity: the expected number of segments; the columns grow past it if needed. */
+  constructor(capacity: number) {
+    this.starts = new AddressColumn(0, capacity);
+    this.ends = new AddressColumn(0, capacity);
+    this.owners = new Uint32Array(this.starts.hi.length);
+  }
 
   append(fromHi: number, fromLo: number, toHi: number, toLo: number, owner: number): void {
     const last = this.starts.length - 1;
@@ -70,12 +85,26 @@ class Segments {
     this.append(Number(from >> 32n), Number(from & 0xffffffffn), Number(to >> 32n), Number(to & 0xffffffffn), owner);
   }
 
+  /** Aliases (one range under several names) are most clusters: one segment, owned by the lowest rank. */
+  private sameExtent({ starts, ends, rank }: SymbolRanges, cluster: Uint32Array): boolean {
+    const first = cluster[0];
+    let winner = first;
+    for (let i = 1; i < cluster.length; i++) {
+      const id = cluster[i];
+      if (starts.compare(id, first) !== 0 || ends.compare(id, first) !== 0) return false;
+      if (rank(id) < rank(winner)) winner = id;
+    }
+    this.append(starts.hi[first], starts.lo[first], ends.hi[first], ends.lo[first], winner);
+    return true;
+  }
+
   /**
    * Splits overlapping ranges (sorted by start) into disjoint segments, each
    * owned by the lowest-ranked range covering it. Clusters are small and
    * rare, so plain bigints keep this readable.
    */
   sweep(ranges: SymbolRanges, cluster: Uint32Array): void {
+    if (this.sameExtent(ranges, cluster)) return;
     const members = Array.from(cluster, (id) => ({ id, start: ranges.starts.get(id), end: ranges.ends.get(id), rank: ranges.rank(id) }));
     const points = [...new Set(members.flatMap((r) => [r.start, r.end]))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     let active: typeof members = [];
@@ -90,14 +119,29 @@ class Segments {
       this.appendBigints(from, points[p + 1], winner.id);
     }
   }
+
+  /** The segments, with spare capacity released where worth a copy. */
+  finish(): { starts: AddressColumn; ends: AddressColumn; owners: Uint32Array } {
+    const count = this.starts.length;
+    this.starts.trim();
+    this.ends.trim();
+    const owners = this.owners.length - count > this.owners.length / 8 ? this.owners.slice(0, count) : this.owners.subarray(0, count);
+    return { starts: this.starts, ends: this.ends, owners };
+  }
 }
 
 export class SymbolIndex {
-  private constructor(
-    private readonly starts: AddressColumn,
-    private readonly ends: AddressColumn,
-    private readonly owners: Uint32Array,
-  ) {}
+  private readonly starts: AddressColumn;
+  private readonly ends: AddressColumn;
+  /** Id of the range each segment belongs to. */
+  private readonly owners: Uint32Array;
+
+  private constructor(segments: Segments) {
+    const { starts, ends, owners } = segments.finish();
+    this.starts = starts;
+    this.ends = ends;
+    this.owners = owners;
+  }
 
   /** order: ids sorted by sortByStart, when the caller has them already. */
   static build(ranges: SymbolRanges, order: Uint32Array = sortByStart(ranges.starts)): SymbolIndex {
@@ -105,9 +149,13 @@ export class SymbolIndex {
     // Empty ranges dropped; a loop rather than filter(), which collects into a JS array first.
     const kept = new Uint32Array(order.length);
     let keptCount = 0;
-    for (const id of order) if (lessThan(starts.hi[id], starts.lo[id], ends.hi[id], ends.lo[id])) kept[keptCount++] = id;
+    for (let i = 0; i < order.length; i++) {
+      const id = order[i];
+      if (lessThan(starts.hi[id], starts.lo[id], ends.hi[id], ends.lo[id])) kept[keptCount++] = id;
+    }
     const sorted = kept.subarray(0, keptCount);
-    const out = new Segments();
+    // Usually one segment per range: overlaps add a few, aliases merge a few.
+    const out = new Segments(keptCount);
     // Most ranges overlap nothing and are copied straight through; only runs
     // of mutually overlapping ranges need the sweep.
     let clusterStart = 0;
@@ -131,9 +179,7 @@ export class SymbolIndex {
         clusterEnd = sorted[i];
       }
     }
-    out.starts.trim();
-    out.ends.trim();
-    return new SymbolIndex(out.starts, out.ends, out.owners.slice(0, out.starts.length));
+    return new SymbolIndex(out);
   }
 
   get size(): number {
@@ -142,12 +188,9 @@ export class SymbolIndex {
 
   /** Id of the range covering address, or -1. */
   lookup(address: bigint): number {
-    if (address < 0n || address >= 1n << 64n) return -1;
-    return this.lookupHalves(Number(address >> 32n), Number(address & 0xffffffffn));
-  }
-
-  /** lookup for an address given as 32-bit halves. */
-  lookupHalves(hi: number, lo: number): number {
+    if (address < 0n || address >= ADDRESS_LIMIT) return -1;
+    const hi = Number(address >> 32n);
+    const lo = Number(address & 0xffffffffn);
     const { starts, ends } = this;
     let low = 0;
     let high = this.owners.length - 1;

@@ -10,6 +10,7 @@ import { BinaryCache, type LoadedBinary } from './binary-cache.js';
 import type { BinarySymbols } from './binary-symbols.js';
 import { KernelSymbols } from './kallsyms.js';
 import { PerfMap } from './perf-map.js';
+import { readProcessMemory } from './process-memory.js';
 import { findMapsEntry, mapFilesName, parseProcMaps, type ProcMapsEntry } from './proc-maps.js';
 
 export interface SymbolizerOptions {
@@ -163,7 +164,7 @@ export class Symbolizer {
       const size = entry.end - entry.start;
       if (size > BigInt(MAX_VDSO_BYTES)) return null;
       // Same kernel, same vDSO for every 64-bit process: one copy serves all.
-      return this.binaries.loadImage(`[vdso]:${size}`, () => this.readMemory(pid, entry.start, Number(size)));
+      return this.binaries.loadImage(`[vdso]:${size}`, () => readProcessMemory(pid, entry.start, Number(size), this.procRoot));
     }
     return null;
   }
@@ -183,17 +184,6 @@ export class Symbolizer {
       }
     }
     return `${this.procRoot}/${pid}/map_files/${mapFilesName(entry)}`;
-  }
-
-  private readMemory(pid: number, address: bigint, length: number): Buffer {
-    const fd = fs.openSync(`${this.procRoot}/${pid}/mem`, 'r');
-    try {
-      const bytes = Buffer.alloc(length);
-      const read = fs.readSync(fd, bytes, 0, length, address);
-      return bytes.subarray(0, read);
-    } finally {
-      fs.closeSync(fd);
-    }
   }
 
   /** The runtime writes the map into its own /tmp under its own (namespace) pid. */

@@ -64,6 +64,77 @@ function assertContainsAll(found: { name: string; value: bigint }[], expected: M
   for (const [name, value] of expected) assert.ok(have.has(`${name}@${value}`), `missing ${name} at 0x${value.toString(16)}`);
 }
 
+interface ReferenceFunction {
+  name: string;
+  value: bigint;
+  size: bigint;
+  global: boolean;
+  section: number;
+  /** Position in the symbol table. */
+  order: number;
+}
+
+/** Defined, named functions of one symbol table, with what naming them needs, as readelf lists them. */
+function readelfFunctionDetails(file: string, table: '.symtab' | '.dynsym'): ReferenceFunction[] {
+  const out = execFileSync('readelf', ['-sW', file], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+  const functions: ReferenceFunction[] = [];
+  let inTable = false;
+  for (const line of out.split('\n')) {
+    if (line.startsWith('Symbol table')) inTable = line.includes(`'${table}'`);
+    const f = line.trim().split(/\s+/);
+    // Num: Value Size Type Bind Vis Ndx Name
+    if (!inTable || f.length < 8 || !['FUNC', 'IFUNC'].includes(f[3]) || !/^\d+$/.test(f[6])) continue;
+    functions.push({
+      name: f[7].replace(/@.*$/, ''),
+      value: BigInt(`0x${f[1]}`),
+      size: BigInt(f[2]), // decimal, or 0x-prefixed when large
+      global: f[4] !== 'LOCAL',
+      section: Number(f[6]),
+      order: Number(f[0].replace(':', '')),
+    });
+  }
+  return functions;
+}
+
+/** Section index → end address, from readelf -SW. */
+function readelfSectionEnds(file: string): Map<number, bigint> {
+  const ends = new Map<number, bigint>();
+  for (const line of execFileSync('readelf', ['-SW', file], { encoding: 'utf8' }).split('\n')) {
+    const m = /^\s*\[\s*(\d+)\]/.exec(line);
+    if (!m) continue;
+    // [Nr] Name Type Address Off Size ...; the name may be empty, the address is the first 16-digit field.
+    const f = line.slice(m[0].length).trim().split(/\s+/);
+    const a = f.findIndex((x) => /^[0-9a-f]{16}$/.test(x));
+    ends.set(Number(m[1]), BigInt(`0x${f[a]}`) + BigInt(`0x${f[a + 2]}`));
+  }
+  return ends;
+}
+
+/**
+ * Where each function ends, by the rules applied symbol by symbol: its size,
+ * or when it has none up to the next function, never past its section.
+ */
+function referenceEnds(functions: ReferenceFunction[], sectionEnds: Map<number, bigint>): bigint[] {
+  const starts = [...new Set(functions.map((f) => f.value))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return functions.map((f) => {
+    if (f.size > 0n) return f.value + f.size;
+    const next = starts.find((s) => s > f.value);
+    const sectionEnd = sectionEnds.get(f.section) ?? null;
+    let end = next ?? sectionEnd ?? f.value + 1n;
+    if (sectionEnd !== null && sectionEnd > f.value && sectionEnd < end) end = sectionEnd;
+    return end;
+  });
+}
+
+/** Among the functions covering address: sized over size-0, global over local, then the lowest start, then table order. */
+function referenceName(functions: ReferenceFunction[], ends: bigint[], address: bigint): string | null {
+  const rank = (f: ReferenceFunction): number => (f.size > 0n ? 0 : 2) + (f.global ? 0 : 1);
+  const before = (a: ReferenceFunction, b: ReferenceFunction): boolean =>
+    rank(a) !== rank(b) ? rank(a) < rank(b) : a.value !== b.value ? a.value < b.value : a.order < b.order;
+  const covering = functions.filter((f, i) => address >= f.value && address < ends[i]);
+  return covering.reduce<ReferenceFunction | null>((best, f) => (best === null || before(f, best) ? f : best), null)?.name ?? null;
+}
+
 let built: BuiltTarget;
 before(() => {
   built = buildTarget();
@@ -142,6 +213,31 @@ describe('ELF reader', () => {
     assert.ok(deregister && register && register.value > deregister.value);
     assert.equal(nameAt(register.value - 1n), 'deregister_tm_clones');
     assert.equal(nameAt(register.value), 'register_tm_clones');
+  });
+
+  it('names every address as the symbol-by-symbol rules do, through the compact index', () => {
+    const libc = execFileSync('ldd', [built.pieExecutable], { encoding: 'utf8' }).match(/=> (\S*libc\.so\S*)/)?.[1];
+    assert.ok(libc, 'the target links libc');
+    for (const file of [built.pieExecutable, built.noPieExecutable, built.linkedLibrary, built.dlopenedLibrary, libc]) {
+      const image = readElfFile(file);
+      assert.ok(image.symbolTable);
+      const symbols = new BinarySymbols(image);
+      const functions = readelfFunctionDetails(file, image.symbolTable);
+      assert.equal(functions.length, image.functions.count, `${file}: every function read`);
+      const ends = referenceEnds(functions, readelfSectionEnds(file));
+      let compared = 0;
+      functions.forEach((f, i) => {
+        for (const address of [f.value - 1n, f.value, f.value + 1n, (f.value + ends[i]) / 2n, ends[i] - 1n, ends[i]]) {
+          // Functions live in executable segments; other segments may share their file pages.
+          const code = image.loadSegments.find((s) => s.executable && address >= s.virtualAddress && address < s.virtualAddress + s.fileSize);
+          if (code === undefined) continue;
+          const name = symbols.functionAtFileOffset(address - code.virtualAddress + code.fileOffset);
+          assert.equal(name, referenceName(functions, ends, address), `${file} at 0x${address.toString(16)}`);
+          compared++;
+        }
+      });
+      assert.ok(compared > functions.length, `${file}: addresses compared`);
+    }
   });
 
   it('rejects truncated and corrupt images with ElfFormatError only', () => {
