@@ -15,6 +15,9 @@ import { SelfCostMeter } from '../agent/self-cost.js';
 import { agentGatewayService, type AgentMessage, type CollectorMessage, type ProcessInfo, type WindowUpload } from '../proto/wire.js';
 import { startHotloop, stopProcess, tempDir, waitFor } from './helpers/processes.js';
 import { launchWorkload, WORKLOADS } from './helpers/workloads.js';
+import { mountTracefs } from './helpers/tracing.js';
+
+before(() => mountTracefs());
 
 const WINDOW_SECONDS = 5;
 /** Low, so the workloads count as hot even while other tests share the two cores. */

@@ -7,6 +7,9 @@ import { once } from 'node:events';
 import { after, before, test } from 'node:test';
 import { SyscallCounter, syscallEnterTracepointId } from '../agent/syscall-counter.js';
 import { compileC, stopProcess } from './helpers/processes.js';
+import { mountTracefs } from './helpers/tracing.js';
+
+before(() => mountTracefs());
 
 const CALLS_PER_THREAD = 200_000;
 /**

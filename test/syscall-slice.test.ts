@@ -12,6 +12,9 @@ import { clockTicksPerSecond } from '../agent/libc.js';
 import { parseSliceOutput, sliceArguments, SyscallSliceRun, type SyscallSliceOptions } from '../agent/syscall-slice.js';
 import { stopProcess, tempDir } from './helpers/processes.js';
 import { launchWorkload, WORKLOADS } from './helpers/workloads.js';
+import { mountTracefs } from './helpers/tracing.js';
+
+before(() => mountTracefs());
 
 const TICKS = clockTicksPerSecond();
 const workload = (name: string) => {
