@@ -72,7 +72,7 @@ export function sliceArguments(pids: readonly number[], seconds: number): string
   return [...slots.map(String), String(seconds)];
 }
 
-function emptySlice(seconds: number): SyscallSlice {
+export function emptySlice(seconds: number): SyscallSlice {
   return {
     seconds,
     syscalls: 0,

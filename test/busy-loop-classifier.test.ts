@@ -3,25 +3,12 @@
 // tests run the workloads themselves under the real agent.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { emptySlice } from '../agent/syscall-slice.js';
 import { classifyHotProcess, idleVerdict } from '../collector/busy-loop-classifier.js';
 import type { ProcessSampleStats } from '../collector/sample-stats.js';
 import type { ProcessInfo, ProcessSignals, SyscallSlice } from '../proto/wire.js';
 
-const noSlice: SyscallSlice = {
-  seconds: 1,
-  syscalls: 0,
-  eagain: 0,
-  waitCalls: 0,
-  waitReturnedZero: 0,
-  waitImmediate: 0,
-  waitZeroTimeout: 0,
-  schedYield: 0,
-  futexCalls: 0,
-  futexEagain: 0,
-  rwCalls: 0,
-  rwMovedCalls: 0,
-  rwBytes: 0,
-};
+const noSlice: SyscallSlice = emptySlice(1);
 
 function proc(exe: string, slice: Partial<SyscallSlice> | null, extra: Partial<ProcessSignals> = {}): ProcessInfo {
   const syscallSlice = slice ? { ...noSlice, ...slice } : null;
