@@ -2,9 +2,9 @@
 // window, and at window end reports which processes were hot, with metadata.
 // Between window ends it also says which processes are hot right now (over
 // the last few scans), so deeper signals can be gathered while the window runs.
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
-import { containerIdFromCgroup, parseCgroup, parseCmdline, parseProcStat } from './proc-stat.js';
+import { containerIdFromCgroup, parseCgroup, parseCmdline, parseProcStat, readProcText } from './proc-stat.js';
 
 export interface ProcessMetadata {
   comm: string;
@@ -58,13 +58,6 @@ export interface HotProcessTrackerOptions {
   onFirstActive?: (pid: number) => void;
 }
 
-function readText(file: string): string | null {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch {
-    return null;
-  }
-}
 
 export class HotProcessTracker {
   private readonly procRoot: string;
@@ -94,7 +87,7 @@ export class HotProcessTracker {
     for (const name of entries) {
       const pid = Number(name);
       if (!Number.isInteger(pid) || pid <= 0) continue;
-      const text = readText(path.join(this.procRoot, name, 'stat'));
+      const text = readProcText(path.join(this.procRoot, name, 'stat'));
       const stat = text === null ? null : parseProcStat(text);
       if (!stat) continue; // exited between readdir and read
       const ticks = stat.utime + stat.stime;
@@ -127,7 +120,7 @@ export class HotProcessTracker {
   metadataFor(pid: number): ProcessMetadata | null {
     const tracked = this.processes.get(pid);
     if (tracked?.meta) return tracked.meta;
-    const text = readText(path.join(this.procRoot, String(pid), 'stat'));
+    const text = readProcText(path.join(this.procRoot, String(pid), 'stat'));
     const stat = text === null ? null : parseProcStat(text);
     if (!stat) return null;
     const meta = this.readMetadata(pid, stat.comm);
@@ -184,11 +177,11 @@ export class HotProcessTracker {
     } catch {
       // kernel threads have no exe; exited processes neither
     }
-    const cgroup = parseCgroup(readText(path.join(dir, 'cgroup')) ?? '');
+    const cgroup = parseCgroup(readProcText(path.join(dir, 'cgroup')) ?? '');
     return {
       comm,
       exe,
-      cmdline: parseCmdline(readText(path.join(dir, 'cmdline')) ?? ''),
+      cmdline: parseCmdline(readProcText(path.join(dir, 'cmdline')) ?? ''),
       cgroup,
       containerId: containerIdFromCgroup(cgroup),
     };

@@ -1,7 +1,11 @@
 // Cheap no-progress signals from /proc for one process: context switches and
 // scheduler time slices over all its threads, and read/write calls and bytes.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
+import type { ProcessSignals } from '../proto/wire.js';
+import { readProcText } from './proc-stat.js';
+
+const readOrEmpty = (file: string): string => readProcText(file) ?? '';
 
 /** Cumulative counters of a process at one instant. */
 export interface ProcCounters {
@@ -18,24 +22,19 @@ export interface ProcCounters {
   wchar: number;
 }
 
-export interface ProcRates {
-  voluntarySwitchesPerSec: number;
-  involuntarySwitchesPerSec: number;
-  timeslicesPerSec: number;
-  runQueueWaitShare: number;
-  readSyscallsPerSec: number;
-  writeSyscallsPerSec: number;
-  readBytesPerSec: number;
-  writeBytesPerSec: number;
-}
+/** The /proc part of the signals the agent sends. */
+export type ProcRates = Pick<
+  ProcessSignals,
+  | 'voluntarySwitchesPerSec'
+  | 'involuntarySwitchesPerSec'
+  | 'timeslicesPerSec'
+  | 'runQueueWaitShare'
+  | 'readSyscallsPerSec'
+  | 'writeSyscallsPerSec'
+  | 'readBytesPerSec'
+  | 'writeBytesPerSec'
+>;
 
-function read(file: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch {
-    return '';
-  }
-}
 
 /** `Key:\tvalue` lines of /proc/PID/status or /proc/PID/io. */
 export function parseKeyValues(text: string): Map<string, number> {
@@ -58,15 +57,15 @@ export function readProcCounters(pid: number, procRoot = '/proc', nowMs = Date.n
   }
   const c: ProcCounters = { atMs: nowMs, voluntarySwitches: 0, involuntarySwitches: 0, timeslices: 0, runQueueWaitNs: 0, syscr: 0, syscw: 0, rchar: 0, wchar: 0 };
   for (const tid of tids) {
-    const status = parseKeyValues(read(path.join(dir, 'task', tid, 'status')));
+    const status = parseKeyValues(readOrEmpty(path.join(dir, 'task', tid, 'status')));
     c.voluntarySwitches += status.get('voluntary_ctxt_switches') ?? 0;
     c.involuntarySwitches += status.get('nonvoluntary_ctxt_switches') ?? 0;
-    const [, waitNs, slices] = read(path.join(dir, 'task', tid, 'schedstat')).trim().split(' ').map(Number);
+    const [, waitNs, slices] = readOrEmpty(path.join(dir, 'task', tid, 'schedstat')).trim().split(' ').map(Number);
     c.runQueueWaitNs += Number.isFinite(waitNs) ? (waitNs as number) : 0;
     c.timeslices += Number.isFinite(slices) ? (slices as number) : 0;
   }
   // /proc/PID/io counts the whole thread group, exited threads included.
-  const io = parseKeyValues(read(path.join(dir, 'io')));
+  const io = parseKeyValues(readOrEmpty(path.join(dir, 'io')));
   c.syscr = io.get('syscr') ?? 0;
   c.syscw = io.get('syscw') ?? 0;
   c.rchar = io.get('rchar') ?? 0;

@@ -1,5 +1,8 @@
-// Parsers for the /proc files the agent reads about a process. Pure functions
-// over file text, so they are tested against fixtures and fed real /proc.
+// The /proc files the agent reads about a process: parsers are pure functions
+// over file text (tested against fixtures and fed real /proc), plus the two
+// reads every caller needs.
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 
 export interface ProcStat {
   pid: number;
@@ -8,6 +11,9 @@ export interface ProcStat {
   /** Clock ticks spent in user / kernel mode. */
   utime: number;
   stime: number;
+  /** Clock ticks of its children that have exited and been reaped. */
+  cutime: number;
+  cstime: number;
   /** Start time in clock ticks after boot: with pid, identifies a process across pid reuse. */
   startTime: number;
 }
@@ -19,12 +25,37 @@ export function parseProcStat(text: string): ProcStat | null {
   if (open < 0 || close < open) return null;
   const pid = Number(text.slice(0, open).trim());
   const rest = text.slice(close + 2).split(' ');
-  // rest[0] is field 3 (state); utime/stime are fields 14/15, starttime 22.
-  const utime = Number(rest[11]);
-  const stime = Number(rest[12]);
+  // rest[0] is field 3 (state); utime/stime/cutime/cstime are fields 14-17, starttime 22.
+  const [utime, stime, cutime, cstime] = rest.slice(11, 15).map(Number);
   const startTime = Number(rest[19]);
-  if (!Number.isInteger(pid) || !Number.isFinite(utime) || !Number.isFinite(stime) || !Number.isFinite(startTime)) return null;
-  return { pid, comm: text.slice(open + 1, close), state: rest[0] ?? '?', utime, stime, startTime };
+  if (!Number.isInteger(pid) || ![utime, stime, cutime, cstime, startTime].every(Number.isFinite)) return null;
+  return { pid, comm: text.slice(open + 1, close), state: rest[0] ?? '?', utime: utime!, stime: stime!, cutime: cutime!, cstime: cstime!, startTime };
+}
+
+/** A /proc file's text, or null when the process (or thread) is gone or the file unreadable. */
+export function readProcText(file: string): string | null {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/** Direct children of a process: any of its threads may have spawned them. */
+export function childPids(pid: number | 'self', procRoot = '/proc'): number[] {
+  const taskDir = path.join(procRoot, String(pid), 'task');
+  let tids: string[];
+  try {
+    tids = readdirSync(taskDir);
+  } catch {
+    return [];
+  }
+  const out: number[] = [];
+  for (const tid of tids) {
+    const text = readProcText(path.join(taskDir, tid, 'children'))?.trim();
+    if (text) out.push(...text.split(/\s+/).map(Number));
+  }
+  return out;
 }
 
 /** /proc/PID/cmdline is NUL-separated; shown space-separated and bounded. */

@@ -5,9 +5,9 @@ import { containerIdFromCgroup, parseCgroup, parseCmdline, parseProcStat } from 
 
 test('parseProcStat reads comm with spaces and parentheses, and the CPU tick fields', () => {
   const line =
-    '4242 (my (weird) proc) R 1 4242 4242 0 -1 4194560 120 0 0 0 731 29 0 0 20 0 1 0 987654 4096000 300 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0';
+    '4242 (my (weird) proc) R 1 4242 4242 0 -1 4194560 120 0 0 0 731 29 5 3 20 0 1 0 987654 4096000 300 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0';
   const s = parseProcStat(line);
-  assert.deepEqual(s, { pid: 4242, comm: 'my (weird) proc', state: 'R', utime: 731, stime: 29, startTime: 987654 });
+  assert.deepEqual(s, { pid: 4242, comm: 'my (weird) proc', state: 'R', utime: 731, stime: 29, cutime: 5, cstime: 3, startTime: 987654 });
 });
 
 test('parseProcStat reads this process from the real /proc', () => {

@@ -1,10 +1,11 @@
 // `npm run bench`: what continuous profiling costs. 60 s at 19 Hz with two busy
 // processes, the agent (plus its bpftrace child) against `perf record -F 19 -a -g`.
+import { childPids } from '../../agent/proc-stat.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { childrenOf, currentRssMiB, usageOf, type Usage } from '../helpers/proc-usage.js';
+import { currentRssMiB, usageOf, type Usage } from '../helpers/proc-usage.js';
 import { compileC, freePort, repoRoot, startHotloop, stopProcess, tempDir } from '../helpers/processes.js';
 
 const MEASURE_S = Number(process.env.HOTLOOP_BENCH_SECONDS ?? 60);
@@ -44,7 +45,7 @@ async function main(): Promise<void> {
     const agent = await measure(
       'hotloop agent + bpftrace',
       () => startHotloop(['agent', '--spool', tempDir('agent-spool'), '--http', '127.0.0.1:0', '--collector', grpc, '--host', 'bench', '--frequency', '19', '--window', '10']).child,
-      (pid) => [pid, ...childrenOf(pid)],
+      (pid) => [pid, ...childPids(pid)],
     );
     const perfFile = path.join(tempDir('bench-perf'), 'perf.data');
     const perf = await measure(

@@ -5,10 +5,11 @@
 // Prints the agent's CPU (itself, its running children and its exited ones)
 // as measured from /proc, what the agent reported about itself, and the rate
 // the syscall process achieved each second (what counting and tracing cost it).
+import { childPids } from '../../agent/proc-stat.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { childrenOf } from '../helpers/proc-usage.js';
+
 import { compileC, freePort, startHotloop, stopProcess, tempDir } from '../helpers/processes.js';
 
 const MEASURE_S = Number(process.env.HOTLOOP_BENCH_SECONDS ?? 60);
@@ -47,7 +48,7 @@ function treeCpuSeconds(pid: number): number {
   };
   const [utime, stime, cutime, cstime] = fields(pid);
   let ticks = utime! + stime! + cutime! + cstime!;
-  for (const child of childrenOf(pid)) {
+  for (const child of childPids(pid)) {
     try {
       const [cu, cs] = fields(child);
       ticks += cu! + cs!;

@@ -6,9 +6,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { repoRoot } from './processes.js';
 
-const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/symbolizer/', import.meta.url));
+const FIXTURES = path.join(repoRoot, 'test/fixtures/symbolizer/');
 const CFLAGS = ['-g', '-O0', '-fno-omit-frame-pointer'];
 
 export interface BuiltTarget {

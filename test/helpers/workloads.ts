@@ -4,8 +4,8 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { repoRoot } from './processes.js';
 
 export type ExpectedVerdict =
   | { verdict: 'busy-loop'; kind: 'poll-no-progress' | 'eagain-spin' | 'yield-spin' | 'futex-spin' | 'user-spin' | 'runtime-spin' }
@@ -68,7 +68,6 @@ export const WORKLOADS: readonly Workload[] = [
     'Node setInterval every 100 ms; epoll_pwait with a real timeout'),
 ];
 
-const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const run = promisify(execFile);
 
 let binDir: string | undefined;
