@@ -1,6 +1,6 @@
 // Windows waiting for the collector's ack. The uploader only sees this
 // interface, so the on-disk spool (window-spool.ts) and the in-memory queue
-// (simulated agents in tests and the soak) are interchangeable.
+// of tests and the soak (test/helpers/memory-window-queue.ts) are interchangeable.
 import type { WindowUpload } from '../proto/wire.js';
 
 export interface WindowQueue {
@@ -13,39 +13,4 @@ export interface WindowQueue {
   read(seq: number): WindowUpload | undefined;
   /** Windows dropped so far because the queue was full. */
   readonly dropped: number;
-}
-
-/** Bounded in memory: when full, the oldest window is dropped and counted. */
-export class MemoryWindowQueue implements WindowQueue {
-  private readonly windows = new Map<number, WindowUpload>();
-  dropped = 0;
-
-  constructor(
-    private readonly maxWindows: number,
-    private readonly onDrop: (window: WindowUpload) => void = () => {},
-  ) {}
-
-  add(window: WindowUpload): void {
-    this.windows.set(window.seq, window);
-    while (this.windows.size > this.maxWindows) {
-      const oldest = this.windows.keys().next();
-      if (oldest.done) break;
-      const dropped = this.windows.get(oldest.value);
-      this.windows.delete(oldest.value);
-      this.dropped++;
-      if (dropped) this.onDrop(dropped);
-    }
-  }
-
-  remove(seq: number): void {
-    this.windows.delete(seq);
-  }
-
-  pendingSeqs(): number[] {
-    return [...this.windows.keys()];
-  }
-
-  read(seq: number): WindowUpload | undefined {
-    return this.windows.get(seq);
-  }
 }

@@ -10,7 +10,7 @@ import protobuf from 'protobufjs';
 import { pino } from 'pino';
 import { CAPTURE_LIMITS, validateCaptureRequest, type ValidCaptureRequest } from '../agent/capture-request.js';
 import { Uploader } from '../agent/uploader.js';
-import { MemoryWindowQueue } from '../agent/window-queue.js';
+import { MemoryWindowQueue } from './helpers/memory-window-queue.js';
 import { startCollector, type RunningCollector } from '../collector/collector.js';
 import { CaptureProgram, codecs, type CaptureRequest } from '../proto/wire.js';
 import { capturedLogger, type CapturedLog } from './helpers/log-lines.js';

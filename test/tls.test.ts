@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { Uploader } from '../agent/uploader.js';
-import { MemoryWindowQueue } from '../agent/window-queue.js';
+import { MemoryWindowQueue } from './helpers/memory-window-queue.js';
 import { loadClientCredentials } from '../cli/client-credentials.js';
 import { startCollector, type RunningCollector } from '../collector/collector.js';
 import { newAgentGatewayClient, newQueryClient, type UploadAck } from '../proto/wire.js';

@@ -3,7 +3,7 @@
 // fed with small but valid CPU windows.
 import { pino } from 'pino';
 import { Uploader } from '../../agent/uploader.js';
-import { MemoryWindowQueue } from '../../agent/window-queue.js';
+import { MemoryWindowQueue } from './memory-window-queue.js';
 import { encodeProfileGz } from '../../proto/pprof.js';
 import type { UploadAck, WindowUpload } from '../../proto/wire.js';
 import { cpuProfile } from './cpu-profiles.js';
