@@ -160,6 +160,10 @@ export class Uploader {
       // Any other refusal is final for this window (it would be refused again); say why.
       this.opts.log.error({ seq: ack.seq, reason: ack.error }, 'collector refused window');
     }
+    if (ack.stored && !this.opts.queue.has(ack.seq)) {
+      // The spool made room by deleting a window that was already on the wire; its drop warning overstated the loss.
+      this.opts.log.info({ seq: ack.seq }, 'a window dropped from the spool while in flight was stored after all');
+    }
     this.opts.queue.remove(ack.seq);
     this.opts.onAck?.(ack, sentAt);
     this.flush();

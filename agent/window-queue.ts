@@ -7,6 +7,8 @@ export interface WindowQueue {
   add(window: WindowUpload): void;
   /** The collector has committed (or permanently refused) this window. */
   remove(seq: number): void;
+  /** Whether this window is still waiting for its ack (not yet removed or dropped). */
+  has(seq: number): boolean;
   /** Sequence numbers of the unacknowledged windows, oldest first. */
   pendingSeqs(): number[];
   /** An unacknowledged window; undefined once it is removed or dropped. Read on demand, so a large backlog need not sit in memory. */

@@ -151,6 +151,10 @@ export class WindowSpool implements WindowQueue {
     this.totalBytes -= size;
   }
 
+  has(seq: number): boolean {
+    return this.index.has(seq);
+  }
+
   pendingSeqs(): number[] {
     return [...this.index.keys()];
   }

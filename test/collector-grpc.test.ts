@@ -20,7 +20,10 @@ import {
   type QueryProfileRequest,
   type QueryProfileResponse,
 } from '../proto/wire.js';
+import { Uploader } from '../agent/uploader.js';
 import { AgentStreamSession, windowOf } from './helpers/agent-stream.js';
+import { capturedLogger } from './helpers/log-lines.js';
+import { MemoryWindowQueue } from './helpers/memory-window-queue.js';
 import { cpuProfile, stackCounts, type SampleSpec } from './helpers/cpu-profiles.js';
 import { repoRoot, tempDir } from './helpers/processes.js';
 
@@ -105,6 +108,24 @@ test('windows are acked once committed, and a resent window is a duplicate store
   assert.equal(committedRows(dataDir, 'agent-web-1', 0), 1);
   assert.equal((await s.end()).code, grpc.status.OK);
   while (collector.connectedAgents().has('web-1')) await sleep(10);
+});
+
+test('a window the agent dropped from its queue while it was on the wire is reported as stored after all', { timeout: 30_000 }, async () => {
+  const { log, lines } = capturedLogger();
+  // Room for one window: queueing the second drops the first, which the uploader has already written to the stream.
+  const queue = new MemoryWindowQueue(1);
+  const acked: number[] = [];
+  const uploader = new Uploader({ collectorAddress: collector.grpcAddress, host: 'web-3', agentId: 'agent-web-3', version: 'test', queue, log, onAck: (ack) => acked.push(ack.seq) });
+  cleanups.push(() => uploader.stop());
+  uploader.start();
+  uploader.enqueue(windowOf('web-3', 'agent-web-3', 1, [api(2)]));
+  uploader.enqueue(windowOf('web-3', 'agent-web-3', 2, [api(3)]));
+  assert.equal(queue.dropped, 1);
+  while (acked.length < 2) await sleep(10);
+  assert.deepEqual([committedRows(dataDir, 'agent-web-3', 1), committedRows(dataDir, 'agent-web-3', 2)], [1, 1]);
+  const afterAll = lines.filter((l) => l.msg === 'a window dropped from the spool while in flight was stored after all').map((l) => l.seq);
+  assert.deepEqual(afterAll, [1], 'only the dropped window is reported, once');
+  assert.deepEqual(queue.pendingSeqs(), [], 'the kept window is forgotten once acked');
 });
 
 test('a window whose pprof is garbage is refused with the reason and not stored', { timeout: 30_000 }, async () => {

@@ -29,6 +29,10 @@ export class MemoryWindowQueue implements WindowQueue {
     this.windows.delete(seq);
   }
 
+  has(seq: number): boolean {
+    return this.windows.has(seq);
+  }
+
   pendingSeqs(): number[] {
     return [...this.windows.keys()];
   }
