@@ -2,13 +2,15 @@
 import type { Logger } from 'pino';
 import { startHttpServer } from '../collector/http-server.js';
 import { encodeProfileGz } from '../proto/pprof.js';
-import type { CollectorCredentials, ProcessInfo, WindowUpload } from '../proto/wire.js';
+import type { CollectorCredentials, WindowUpload } from '../proto/wire.js';
 import { AgentMetrics } from './agent-metrics.js';
 import type { CaptureBackend, CapturedWindow } from './capture-types.js';
-import { selectCaptureBackend } from './capture-select.js';
+import { createCaptureBackend, selectCaptureBackend } from './capture-select.js';
 import { monotonicToUnixNanos } from './clock.js';
 import { prepareHost } from './host-prep.js';
 import { HotProcessTracker, type ProcessWindowSummary } from './hot-process-tracker.js';
+import { OnDemandCaptures } from './on-demand-capture.js';
+import { describeProcesses } from './process-descriptions.js';
 import { clockTicksPerSecond } from './libc.js';
 import { readProcessMemory } from './process-memory.js';
 import { ProcessSignalsCollector } from './process-signals-collector.js';
@@ -77,7 +79,49 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   });
   const signals = new ProcessSignalsCollector({ log, clockTicksPerSecond: clockTicksPerSecond() });
   const selfCost = new SelfCostMeter(clockTicksPerSecond());
-  const uploader = new Uploader({ collectorAddress: opts.collectorAddress, host: opts.host, agentId, version: AGENT_VERSION, queue: spool, log, onAck: (ack, sentAtMs) => metrics.windowAcked(ack, sentAtMs), credentials: opts.credentials });
+  const onDemand = new OnDemandCaptures({
+    log,
+    createBackend: (settings) => createCaptureBackend(backend.name, settings, log.child({ component: 'on-demand-capture' })),
+    rememberProcess: (pid) => symbolizer.rememberProcess(pid),
+    reportFailure: (requestId, reason) => uploader.reportCaptureFailure(requestId, reason),
+    deliver: (request, window) => {
+      const endUnixNanos = monotonicToUnixNanos(window.endMonotonicNs);
+      const startUnixNanos = endUnixNanos - BigInt(request.durationSeconds) * 1_000_000_000n;
+      const hot = new Set(tracker.currentlyHot().map((p) => p.pid));
+      const processes = describeProcesses(window, new Map(), tracker);
+      for (const p of processes.values()) p.hot = hot.has(p.pid);
+      const profile = encodeWindow(window, symbolizer, {
+        frequencyHz: request.frequencyHz,
+        startUnixNanos,
+        endUnixNanos,
+        processComm: (pid) => processes.get(pid)?.comm,
+        isHot: (pid) => hot.has(pid),
+      });
+      const upload: WindowUpload = {
+        host: opts.host,
+        agentId,
+        seq: spool.allocateSeq(),
+        startUnixNanos,
+        endUnixNanos,
+        pprofGz: encodeProfileGz(profile),
+        processes: [...processes.values()],
+        captureRequestId: request.requestId,
+      };
+      uploader.enqueue(upload);
+      log.info({ requestId: request.requestId, seq: upload.seq, bytes: upload.pprofGz.length }, 'on-demand capture queued for upload');
+    },
+  });
+  const uploader = new Uploader({
+    collectorAddress: opts.collectorAddress,
+    host: opts.host,
+    agentId,
+    version: AGENT_VERSION,
+    queue: spool,
+    log,
+    onAck: (ack, sentAtMs) => metrics.windowAcked(ack, sentAtMs),
+    onCaptureRequest: (request) => onDemand.run(request),
+    credentials: opts.credentials,
+  });
 
   let lastEndUnixNanos: bigint | null = null;
 
@@ -114,7 +158,9 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     };
     uploader.enqueue(upload);
     metrics.windowCaptured();
-    symbolizer.forgetProcessesExcept(tracker.livePids());
+    const keep = tracker.livePids();
+    if (onDemand.targetPid !== undefined) keep.add(onDemand.targetPid);
+    symbolizer.forgetProcessesExcept(keep);
     log.info(
       {
         seq: upload.seq,
@@ -152,6 +198,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     httpAddress: http.address,
     async stop(): Promise<void> {
       clearInterval(scanTimer);
+      await onDemand.stop();
       // The backend hands over the partial window as it stops; it is spooled and sent after the next start.
       await backend.stop();
       await signals.stop();
@@ -160,32 +207,4 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       await http.close();
     },
   };
-}
-
-/** Every process that was sampled or used CPU, with the metadata the collector stores. */
-function describeProcesses(
-  window: CapturedWindow,
-  summaries: Map<number, ProcessWindowSummary>,
-  tracker: HotProcessTracker,
-): Map<number, ProcessInfo> {
-  const out = new Map<number, ProcessInfo>();
-  for (const s of summaries.values()) {
-    out.set(s.pid, { pid: s.pid, comm: s.comm, exe: s.exe, cmdline: s.cmdline, cgroup: s.cgroup, containerId: s.containerId, hot: s.hot, cpuCores: s.cpuCores });
-  }
-  for (const stack of window.stacks) {
-    if (out.has(stack.pid)) continue;
-    const meta = tracker.metadataFor(stack.pid);
-    const comm = meta?.comm ?? window.threadNames.get(stack.tid) ?? '';
-    out.set(stack.pid, {
-      pid: stack.pid,
-      comm,
-      exe: meta?.exe ?? '',
-      cmdline: meta?.cmdline ?? '',
-      cgroup: meta?.cgroup ?? '',
-      containerId: meta?.containerId ?? '',
-      hot: false,
-      cpuCores: 0,
-    });
-  }
-  return out;
 }

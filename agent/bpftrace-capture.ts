@@ -54,7 +54,7 @@ export class BpftraceCapture implements CaptureBackend {
       name: 'bpftrace',
       command: opts.bpftracePath ?? 'bpftrace',
       // Only validated integers reach the program, as positional parameters.
-      args: ['-f', 'json', '-B', 'line', programPath, String(settings.frequencyHz), String(settings.windowSeconds)],
+      args: ['-f', 'json', '-B', 'line', programPath, String(settings.frequencyHz), String(settings.windowSeconds), String(settings.pid ?? 0)],
       env: bpftraceEnvironment(settings),
       log: opts.log,
       ...(opts.backoff ? { backoff: opts.backoff } : {}),

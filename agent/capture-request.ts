@@ -3,18 +3,9 @@
 // passes numbers within fixed ranges, and anything else is refused with the
 // reason, so a compromised collector cannot make an agent run its text.
 import type { Logger } from 'pino';
+import { CAPTURE_REQUEST_ID, captureNumbersProblem } from '../proto/capture-limits.js';
 import { unknownFieldNumbers } from '../proto/codec.js';
 import { CaptureProgram, type CaptureRequest } from '../proto/wire.js';
-
-/** Letters, digits, '_' and '-', not starting with '-': safe in a log, a file name or an argv. */
-const REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
-
-export const CAPTURE_LIMITS = {
-  durationSeconds: { min: 1, max: 300 },
-  frequencyHz: { min: 1, max: 1000 },
-  /** PID_MAX_LIMIT on 64-bit Linux; 0 = every process. */
-  pid: { min: 0, max: 4_194_304 },
-} as const;
 
 /** A request that passed every check: one fixed program and numbers in range. */
 export interface ValidCaptureRequest {
@@ -32,15 +23,12 @@ export function validateCaptureRequest(req: CaptureRequest): CaptureDecision {
   const refuse = (reason: string): CaptureDecision => ({ accepted: false, reason });
   const unknown = unknownFieldNumbers(req);
   if (unknown.length > 0) return refuse(`request carries fields this agent does not know or with the wrong type (field ${unknown.join(', ')})`);
-  if (!REQUEST_ID.test(req.requestId)) {
+  if (!CAPTURE_REQUEST_ID.test(req.requestId)) {
     return refuse('request_id must be 1-64 characters of letters, digits, "_" and "-", starting with a letter or digit');
   }
   if (req.program !== CaptureProgram.ONCPU) return refuse(`program ${req.program} is not a capture program this agent has (known: ${CaptureProgram.ONCPU} = ONCPU)`);
-  for (const name of ['durationSeconds', 'frequencyHz', 'pid'] as const) {
-    const { min, max } = CAPTURE_LIMITS[name];
-    const value = req[name];
-    if (!Number.isInteger(value) || value < min || value > max) return refuse(`${name} ${value} is outside ${min}..${max}`);
-  }
+  const problem = captureNumbersProblem(req);
+  if (problem) return refuse(problem);
   return {
     accepted: true,
     request: { requestId: req.requestId, program: 'oncpu', durationSeconds: req.durationSeconds, frequencyHz: req.frequencyHz, pid: req.pid },
@@ -50,10 +38,9 @@ export function validateCaptureRequest(req: CaptureRequest): CaptureDecision {
 /** Longest excerpt of a refused request id put in a log line. */
 const LOGGED_ID_CHARS = 80;
 
-/** The validated request, or null after logging why it was refused. */
-export function acceptCaptureRequest(req: CaptureRequest, log: Logger): ValidCaptureRequest | null {
+/** The decision, with a refusal logged. */
+export function acceptCaptureRequest(req: CaptureRequest, log: Logger): CaptureDecision {
   const decision = validateCaptureRequest(req);
-  if (decision.accepted) return decision.request;
-  log.warn({ requestId: req.requestId.slice(0, LOGGED_ID_CHARS), reason: decision.reason }, 'capture request refused');
-  return null;
+  if (!decision.accepted) log.warn({ requestId: req.requestId.slice(0, LOGGED_ID_CHARS), reason: decision.reason }, 'capture request refused');
+  return decision;
 }

@@ -65,6 +65,11 @@ export function selectCaptureBackend(opts: CaptureSelectOptions): SupervisedCapt
   );
 }
 
+/** A backend of a kind already selected on this host, for another capture (an on-demand one) with its own settings. */
+export function createCaptureBackend(name: CaptureBackendName, settings: CaptureSettings, log: Logger): SupervisedCaptureBackend {
+  return CANDIDATES[name].create(validateCaptureSettings(settings), log);
+}
+
 /** Why the backend cannot run here, or undefined when its probe succeeded. */
 function probeFailure(candidate: BackendCandidate): string | undefined {
   try {

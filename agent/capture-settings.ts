@@ -7,15 +7,21 @@ export interface CaptureSettings {
   frequencyHz: number;
   /** Seconds per window readout. */
   windowSeconds: number;
+  /** Only this process (an on-demand capture); 0 or absent = every process. */
+  pid?: number;
 }
 
 export const FREQUENCY_RANGE_HZ = { min: 1, max: 1000 } as const;
 export const WINDOW_RANGE_SECONDS = { min: 1, max: 3600 } as const;
+/** 0 = every process; PID_MAX_LIMIT on 64-bit Linux. */
+export const PID_RANGE = { min: 0, max: 4_194_304 } as const;
 
 export function validateCaptureSettings(settings: CaptureSettings): CaptureSettings {
   requireIntegerIn('frequencyHz', settings.frequencyHz, FREQUENCY_RANGE_HZ);
   requireIntegerIn('windowSeconds', settings.windowSeconds, WINDOW_RANGE_SECONDS);
-  return { frequencyHz: settings.frequencyHz, windowSeconds: settings.windowSeconds };
+  const pid = settings.pid ?? 0;
+  requireIntegerIn('pid', pid, PID_RANGE);
+  return { frequencyHz: settings.frequencyHz, windowSeconds: settings.windowSeconds, pid };
 }
 
 function requireIntegerIn(name: string, value: unknown, range: { min: number; max: number }): void {

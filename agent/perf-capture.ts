@@ -24,7 +24,9 @@ function perfRecordArgs(settings: CaptureSettings): string[] {
     // cpu-clock works in VMs without a hardware PMU, and samples at the same rate everywhere.
     '-e', 'cpu-clock',
     '-F', String(settings.frequencyHz),
-    '-a', '-g',
+    // One process for an on-demand capture, else the whole host.
+    ...(settings.pid ? ['-p', String(settings.pid)] : ['-a']),
+    '-g',
     // Sample times in CLOCK_MONOTONIC, like bpftrace's nsecs.
     '-k', 'mono',
     // Without this perf holds samples until its ring buffers are half full, which at 19 Hz takes minutes.

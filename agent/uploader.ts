@@ -15,6 +15,9 @@ import {
 import { acceptCaptureRequest, type ValidCaptureRequest } from './capture-request.js';
 import type { WindowQueue } from './window-queue.js';
 
+/** A refused request's id is echoed back at most this long; the collector issues far shorter ones. */
+const MAX_REPORTED_ID_CHARS = 80;
+
 export interface UploaderOptions {
   collectorAddress: string;
   host: string;
@@ -140,11 +143,27 @@ export class Uploader {
     }
   }
 
+  /**
+   * Tells the collector a capture request will bring no upload, so its caller need not wait; resolves once
+   * the message is handed to the stream. Not spooled: without a stream, the caller's wait runs out instead.
+   */
+  reportCaptureFailure(requestId: string, reason: string): Promise<void> {
+    const call = this.call;
+    if (!call) return Promise.resolve();
+    return new Promise((resolve) => call.write({ captureFailed: { requestId, reason } }, () => resolve()));
+  }
+
   private handleCaptureRequest(req: CaptureRequest): void {
-    const valid = acceptCaptureRequest(req, this.opts.log);
-    if (!valid) return;
-    if (this.opts.onCaptureRequest) this.opts.onCaptureRequest(valid);
-    else this.opts.log.warn({ requestId: valid.requestId }, 'capture request not run: this agent does not take on-demand captures');
+    const decision = acceptCaptureRequest(req, this.opts.log);
+    if (!decision.accepted) {
+      void this.reportCaptureFailure(req.requestId.slice(0, MAX_REPORTED_ID_CHARS), `refused: ${decision.reason}`);
+      return;
+    }
+    if (this.opts.onCaptureRequest) this.opts.onCaptureRequest(decision.request);
+    else {
+      this.opts.log.warn({ requestId: decision.request.requestId }, 'capture request not run: this agent does not take on-demand captures');
+      void this.reportCaptureFailure(decision.request.requestId, 'this agent does not take on-demand captures');
+    }
   }
 
   private handleAck(ack: UploadAck): void {

@@ -11,6 +11,8 @@ import {
   type QueryClient,
   type QueryProfileRequest,
   type QueryProfileResponse,
+  type RequestCaptureRequest,
+  type RequestCaptureResponse,
 } from '../proto/wire.js';
 
 /** A failure the user should read as is (unknown host, empty range, collector down). */
@@ -25,6 +27,8 @@ export class CollectorRequestError extends Error {
 }
 
 function describe(address: string, err: grpc.ServiceError): CollectorRequestError {
+  // The collector's own "the capture did not arrive in time" is not a transport failure.
+  if (err.code === grpc.status.DEADLINE_EXCEEDED && err.details.startsWith('capture ')) return new CollectorRequestError(err.details, err.code);
   if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED) {
     return new CollectorRequestError(`cannot reach the collector at ${address}: ${err.details || err.message}`, err.code);
   }
@@ -79,6 +83,15 @@ export class CollectorClient {
   fleet(req: FleetRequest): Promise<FleetResponse> {
     return new Promise((resolve, reject) => {
       this.client.fleet(req, this.metadata.clone(), this.options(), (err, res) =>
+        err || !res ? reject(err ? describe(this.address, err) : new Error('empty response')) : resolve(res),
+      );
+    });
+  }
+
+  /** Waits for the capture itself: the call's deadline is the capture's length plus `waitMs`. */
+  requestCapture(req: RequestCaptureRequest, waitMs: number): Promise<RequestCaptureResponse> {
+    return new Promise((resolve, reject) => {
+      this.client.requestCapture(req, this.metadata.clone(), { deadline: Date.now() + req.durationSeconds * 1000 + waitMs }, (err, res) =>
         err || !res ? reject(err ? describe(this.address, err) : new Error('empty response')) : resolve(res),
       );
     });

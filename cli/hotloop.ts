@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The one `hotloop` command: daemons (collector, agent, up) and clients (hosts, query, verdicts, fleet).
+// The one `hotloop` command: daemons (collector, agent, up) and clients (hosts, query, capture, verdicts, fleet).
 import { writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
@@ -8,6 +8,7 @@ import { startAgent, type RunningAgent } from '../agent/agent.js';
 import { DEFAULT_SPOOL_MAX_BYTES } from '../agent/window-spool.js';
 import { startCollector } from '../collector/collector.js';
 import { DEFAULT_RETENTION_NS } from '../collector/retention.js';
+import { CAPTURE_LIMITS } from '../proto/capture-limits.js';
 import { decodeProfile } from '../proto/pprof.js';
 import { addClientSecurityOptions, loadClientCredentials, type ClientSecurityFlags } from './client-credentials.js';
 import { CollectorClient, CollectorRequestError } from './collector-client.js';
@@ -25,6 +26,34 @@ const DEFAULT_GRPC = '127.0.0.1:7717';
 const DEFAULT_HTTP = '127.0.0.1:7718';
 const DEFAULT_AGENT_HTTP = '127.0.0.1:7719';
 const DEFAULT_SPOOL = '/var/lib/hotloop/spool';
+
+/** A capture's result may take this long beyond its duration: the agent's start-up, the upload, the collector's own wait. */
+const CAPTURE_WAIT_MS = 90_000;
+
+interface ProfileOutputFlags {
+  format: 'pprof' | 'folded' | 'top';
+  output?: string;
+  nodes: number;
+}
+
+function formatOption(): Option {
+  return new Option('--format <format>', 'output format').choices(['pprof', 'folded', 'top']).default('top');
+}
+
+function checkProfileOutput(flags: ProfileOutputFlags): void {
+  if (flags.format === 'pprof' && !flags.output) throw new CollectorRequestError('--format pprof writes binary data: give -o FILE', 3);
+}
+
+/** The profile in the chosen format, to the file (saying what it holds on stderr) or to stdout. */
+function writeProfile(pprofGz: Buffer, flags: ProfileOutputFlags, holds: string): void {
+  const out: Buffer | string = flags.format === 'pprof' ? pprofGz : flags.format === 'folded' ? formatFolded(decodeProfile(pprofGz)) : formatTop(decodeProfile(pprofGz), flags.nodes);
+  if (flags.output) {
+    writeFileSync(flags.output, out);
+    process.stderr.write(`wrote ${flags.output}: ${holds}\n`);
+  } else {
+    process.stdout.write(out);
+  }
+}
 
 function integer(min: number, max: number) {
   return (text: string): number => {
@@ -201,38 +230,57 @@ export function buildProgram(): Command {
     });
 
   addClientSecurityOptions(program.command('query'))
-    .description('merged CPU profile of one host over a time range')
+    .description('merged CPU profile of one host over a time range, or one on-demand capture')
     .option('--collector <addr>', 'collector gRPC address', DEFAULT_GRPC)
     .requiredOption('--host <name>', 'host to query')
     .addOption(timeOption('--from <time>', 'start: RFC 3339, unix seconds, now, or relative (-5m)', '-15m'))
     .addOption(timeOption('--to <time>', 'end, same forms as --from', 'now'))
     .option('--pid <pid>', 'only this process', integer(1, 2 ** 32 - 1))
     .option('--comm <name>', 'only processes with this name')
-    .addOption(new Option('--format <format>', 'output format').choices(['pprof', 'folded', 'top']).default('top'))
+    .option('--capture <id>', 'the on-demand capture with this request id (as `hotloop capture` prints it) instead of a time range')
+    .addOption(formatOption())
     .option('-o, --output <file>', 'write to a file instead of stdout')
     .option('--nodes <n>', 'rows shown by --format top', integer(1, 100_000), 25)
-    .action(
-      async (
-        flags: { collector: string; host: string; from: bigint; to: bigint; pid?: number; comm?: string; format: 'pprof' | 'folded' | 'top'; output?: string; nodes: number } & ClientSecurityFlags,
-      ) => {
-        checkRange(flags);
-        if (flags.format === 'pprof' && !flags.output) throw new CollectorRequestError('--format pprof writes binary data: give -o FILE', 3);
-        const client = collectorClient(flags);
-        try {
-          const res = await client.queryProfile({ host: flags.host, fromUnixNanos: flags.from, toUnixNanos: flags.to, pid: flags.pid ?? 0, comm: flags.comm ?? '' });
-          const out: Buffer | string =
-            flags.format === 'pprof' ? res.pprofGz : flags.format === 'folded' ? formatFolded(decodeProfile(res.pprofGz)) : formatTop(decodeProfile(res.pprofGz), flags.nodes);
-          if (flags.output) {
-            writeFileSync(flags.output, out);
-            process.stderr.write(`wrote ${flags.output}: ${res.samples} samples from ${res.windows} windows\n`);
-          } else {
-            process.stdout.write(out);
-          }
-        } finally {
-          client.close();
-        }
-      },
-    );
+    .action(async (flags: { collector: string; host: string; from: bigint; to: bigint; pid?: number; comm?: string; capture?: string } & ProfileOutputFlags & ClientSecurityFlags) => {
+      if (flags.capture === undefined) checkRange(flags);
+      checkProfileOutput(flags);
+      const client = collectorClient(flags);
+      try {
+        const res = await client.queryProfile({
+          host: flags.host,
+          fromUnixNanos: flags.from,
+          toUnixNanos: flags.to,
+          pid: flags.pid ?? 0,
+          comm: flags.comm ?? '',
+          captureRequestId: flags.capture ?? '',
+        });
+        writeProfile(res.pprofGz, flags, `${res.samples} samples from ${flags.capture === undefined ? `${res.windows} windows` : `capture ${flags.capture}`}`);
+      } finally {
+        client.close();
+      }
+    });
+
+  addClientSecurityOptions(program.command('capture'))
+    .description("on-demand capture: the host's agent samples on-CPU stacks now, at the given frequency, and the profile comes back when it is done")
+    .option('--collector <addr>', 'collector gRPC address', DEFAULT_GRPC)
+    .requiredOption('--host <name>', 'host whose agent runs the capture')
+    .option('--pid <pid>', 'only this process (default: every process on the host)', integer(CAPTURE_LIMITS.pid.min + 1, CAPTURE_LIMITS.pid.max))
+    .option('--duration <seconds>', 'how long to sample', integer(CAPTURE_LIMITS.durationSeconds.min, CAPTURE_LIMITS.durationSeconds.max), 10)
+    .option('--frequency <hz>', 'samples per second per CPU', integer(CAPTURE_LIMITS.frequencyHz.min, CAPTURE_LIMITS.frequencyHz.max), 99)
+    .addOption(formatOption())
+    .option('-o, --output <file>', 'write to a file instead of stdout')
+    .option('--nodes <n>', 'rows shown by --format top', integer(1, 100_000), 25)
+    .action(async (flags: { collector: string; host: string; pid?: number; duration: number; frequency: number } & ProfileOutputFlags & ClientSecurityFlags) => {
+      checkProfileOutput(flags);
+      const client = collectorClient(flags);
+      try {
+        process.stderr.write(`capturing ${flags.pid ? `pid ${flags.pid}` : 'every process'} on ${flags.host} for ${flags.duration} s at ${flags.frequency} Hz\n`);
+        const res = await client.requestCapture({ host: flags.host, durationSeconds: flags.duration, frequencyHz: flags.frequency, pid: flags.pid ?? 0 }, CAPTURE_WAIT_MS);
+        writeProfile(res.pprofGz, flags, `${res.samples} samples; capture ${res.requestId} (\`hotloop query --host ${flags.host} --capture ${res.requestId}\` fetches it again)`);
+      } finally {
+        client.close();
+      }
+    });
 
   addClientSecurityOptions(program.command('verdicts'))
     .description('busy-loop and working episodes of hot processes, busy loops first')

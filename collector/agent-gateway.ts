@@ -3,13 +3,16 @@
 // committed them (or refused, with the reason), so an agent can drop exactly
 // the windows it saw acked. Each stored window is then classified and folded
 // into its host's episodes, on the same queue, so a host's windows are
-// classified in order.
+// classified in order. Uploads answering a capture request are stored apart
+// and handed to the capture broker instead.
 import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { CPU_PERIOD_TYPE, CPU_SAMPLE_TYPES, ProfileBuilder } from '../proto/pprof-builder.js';
 import { decodeProfile, type Profile } from '../proto/pprof.js';
-import type { AgentHello, AgentMessage, CollectorMessage, UploadAck, WindowUpload } from '../proto/wire.js';
+import { CAPTURE_REQUEST_ID } from '../proto/capture-limits.js';
+import type { AgentHello, AgentMessage, CaptureFailure, CollectorMessage, UploadAck, WindowUpload } from '../proto/wire.js';
+import type { CaptureBroker } from './capture-broker.js';
 import type { EpisodeTracker } from './episode-tracker.js';
 import { profileShape, sampleTotal } from './profile-merge.js';
 import type { ProfileStore } from './store.js';
@@ -22,6 +25,8 @@ export interface AgentGatewayOptions {
   log: Logger;
   metrics: GatewayMetrics;
   limits: UploadLimits;
+  /** Told about stored captures and the agents' capture failures. */
+  captures: Pick<CaptureBroker, 'captureStored' | 'captureFailed'>;
   /** With mutual TLS: why the connection's client certificate may not speak for `host`, or null if it may. */
   certificateHostProblem?: (cert: PeerCertificate | undefined, host: string) => string | null;
 }
@@ -37,6 +42,7 @@ export type UploadRefusalReason =
   | 'not-cpu-profile'
   | 'too-many-samples'
   | 'store-failed'
+  | 'bad-capture-id'
   | 'empty-message';
 
 /** What the gateway reports to the collector's /metrics. */
@@ -188,8 +194,9 @@ class AgentStream implements ConnectedAgent {
   private async handle(message: AgentMessage): Promise<void> {
     if (message.hello) this.greet(message.hello);
     else if (message.window) await this.handleWindow(message.window);
+    else if (message.captureFailed) this.handleCaptureFailure(message.captureFailed);
     else {
-      // Agents send only these two; anything else is a broken client, and it gets an answer rather than silence.
+      // Agents send only these; anything else is a broken client, and it gets an answer rather than silence.
       this.opts.metrics.uploadRejected('empty-message');
       this.refuseStream(grpc.status.INVALID_ARGUMENT, 'agent message carries neither hello nor window');
     }
@@ -224,16 +231,33 @@ class AgentStream implements ConnectedAgent {
     this.call.emit('error', { code, details });
   }
 
+  private handleCaptureFailure(failure: CaptureFailure): void {
+    if (!this.hello) {
+      this.refuseStream(grpc.status.INVALID_ARGUMENT, 'capture failure sent before hello; send hello first');
+      return;
+    }
+    this.opts.captures.captureFailed(this.host, failure.requestId, failure.reason);
+  }
+
   private async handleWindow(w: WindowUpload): Promise<void> {
+    const captureId = w.captureRequestId ?? '';
     const profile = this.check(w);
     if (profile instanceof Refusal) {
       this.send({ ack: this.refused(w, profile) });
+      // A temporary refusal is resent; any other would leave the capture's caller waiting for nothing.
+      if (captureId !== '' && profile.retryAfterMs === 0) this.opts.captures.captureFailed(this.host, captureId, `the collector refused its upload: ${profile.error}`);
       return;
     }
-    const ack = await this.storeWindow(w, profile);
+    const samples = sampleTotal(profile.sample);
+    const ack = await this.storeWindow(w, samples, captureId);
     this.send({ ack });
+    if (!ack.stored) return;
+    if (captureId !== '') {
+      this.opts.captures.captureStored(w.host, { requestId: captureId, pprofGz: w.pprofGz, samples, startUnixNanos: w.startUnixNanos, endUnixNanos: w.endUnixNanos });
+      return;
+    }
     // After the ack: classifying neither delays it nor can undo it. A duplicate was classified when first stored.
-    if (ack.stored && !ack.duplicate) await this.classify(w, profile);
+    if (!ack.duplicate) await this.classify(w, profile);
   }
 
   private async classify(w: WindowUpload, profile: Profile): Promise<void> {
@@ -250,10 +274,10 @@ class AgentStream implements ConnectedAgent {
     return { agentId: w.agentId, seq: w.seq, stored: false, duplicate: false, error, retryAfterMs };
   }
 
-  private async storeWindow(w: WindowUpload, profile: Profile): Promise<UploadAck> {
+  private async storeWindow(w: WindowUpload, samples: number, captureId: string): Promise<UploadAck> {
     try {
       const started = process.hrtime.bigint();
-      const { duplicate } = await this.opts.store.putWindow(w, sampleTotal(profile.sample));
+      const { duplicate } = captureId === '' ? await this.opts.store.putWindow(w, samples) : await this.opts.store.putCapture(w, captureId, samples);
       this.opts.metrics.windowStored(Number(process.hrtime.bigint() - started) / 1e9, duplicate);
       this.log.debug({ host: w.host, seq: w.seq, duplicate }, 'window stored');
       return { agentId: w.agentId, seq: w.seq, stored: true, duplicate, error: '', retryAfterMs: 0 };
@@ -277,6 +301,10 @@ class AgentStream implements ConnectedAgent {
         `agent ${w.agentId} is over the collector's upload rate limit (bursts of ${limits.uploadBurst}, then ${limits.uploadsPerMinute} a minute); retry in ${waitMs} ms`,
         waitMs,
       );
+    }
+    const captureId = w.captureRequestId ?? '';
+    if (captureId !== '' && !CAPTURE_REQUEST_ID.test(captureId)) {
+      return new Refusal('bad-capture-id', `capture_request_id must be 1-64 characters of letters, digits, "_" and "-", as the collector issues them`);
     }
     if (w.endUnixNanos < w.startUnixNanos) return new Refusal('bad-times', `window ends (${w.endUnixNanos}) before it starts (${w.startUnixNanos})`);
     if (w.pprofGz.length > limits.maxWindowBytes) return new Refusal('too-large', `pprof_gz is ${w.pprofGz.length} bytes, over the collector's limit of ${limits.maxWindowBytes}`);

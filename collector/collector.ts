@@ -6,6 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { agentGatewayService, MAX_MESSAGE_BYTES, queryService } from '../proto/wire.js';
 import { AgentGateway, type ConnectedAgent } from './agent-gateway.js';
+import { CaptureBroker } from './capture-broker.js';
 import { authInterceptor, BearerTokens, certificateHostProblem, type RoleTokens } from './auth.js';
 import { EpisodeTracker } from './episode-tracker.js';
 import { startHttpServer } from './http-server.js';
@@ -74,9 +75,12 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
   // Episodes still open when the collector last stopped are still open now.
   metrics.observeEpisodes(await store.openEpisodes());
   const episodes = new EpisodeTracker({ store, onChange: (changed) => metrics.observeEpisodes(changed) });
+  // The broker reaches agents through the gateway, which tells it what they upload.
+  const captures: CaptureBroker = new CaptureBroker({ agentFor: (host) => gateway.connectedAgents().get(host), log: log.child({ component: 'captures' }) });
   const gateway = new AgentGateway({
     store,
     episodes,
+    captures,
     log: log.child({ component: 'agent-gateway' }),
     metrics,
     limits,
@@ -84,7 +88,7 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
   });
   const server = new grpc.Server({ ...serverOptions, interceptors: tokens ? [authInterceptor(tokens, log.child({ component: 'auth' }))] : [] });
   server.addService(agentGatewayService, gateway.implementation);
-  server.addService(queryService, queryApi({ store, log: log.child({ component: 'query' }) }));
+  server.addService(queryService, queryApi({ store, captures, log: log.child({ component: 'query' }) }));
 
   let grpcAddress: string;
   let http: Awaited<ReturnType<typeof startHttpServer>>;
@@ -102,6 +106,7 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     log: log.child({ component: 'retention' }),
     onDeleted: (batch) => {
       metrics.retentionDeletedRows('windows', batch.windows);
+      metrics.retentionDeletedRows('captures', batch.captures);
       metrics.retentionDeletedRows('episodes', batch.episodes);
     },
   });
@@ -116,6 +121,7 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
       // Refuse new calls first, then let every agent stream ack what it is storing
       // and end; tryShutdown completes once in-flight queries finish too.
       const drained = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      captures.close();
       await gateway.close();
       await drained;
       await http.close();

@@ -57,7 +57,7 @@ export class CollectorMetrics {
     this.rejected.inc({ reason });
   }
 
-  retentionDeletedRows(kind: 'windows' | 'episodes', rows: number): void {
+  retentionDeletedRows(kind: 'windows' | 'captures' | 'episodes', rows: number): void {
     this.retentionDeleted.inc({ kind }, rows);
   }
 

@@ -1,7 +1,9 @@
 // Handlers of the Query service: list hosts, merge a host's windows over a
-// time range into one pprof, list busy-loop episodes and their fleet view.
+// time range into one pprof, list busy-loop episodes and their fleet view,
+// and run on-demand captures through the capture broker.
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { captureNumbersProblem } from '../proto/capture-limits.js';
 import { decodeProfile, encodeProfileGz, type Profile } from '../proto/pprof.js';
 import {
   MAX_MESSAGE_BYTES,
@@ -13,13 +15,17 @@ import {
   type ListHostsResponse,
   type QueryProfileRequest,
   type QueryProfileResponse,
+  type RequestCaptureRequest,
+  type RequestCaptureResponse,
 } from '../proto/wire.js';
+import { CaptureError, type CaptureBroker } from './capture-broker.js';
 import { MIN_BUSY_LOOP_WINDOWS } from './episode-tracker.js';
 import { ProfileMerger } from './profile-merge.js';
-import type { ProfileStore } from './store.js';
+import type { ProfileStore, StoredWindow } from './store.js';
 
 export interface QueryApiOptions {
   store: ProfileStore;
+  captures: Pick<CaptureBroker, 'request'>;
   log: Logger;
 }
 
@@ -50,6 +56,7 @@ export function queryApi(opts: QueryApiOptions): grpc.UntypedServiceImplementati
     queryProfile: unary<QueryProfileRequest, QueryProfileResponse>(opts.log, 'QueryProfile', (req) => queryProfile(opts.store, req)),
     listEpisodes: unary<ListEpisodesRequest, ListEpisodesResponse>(opts.log, 'ListEpisodes', (req) => listEpisodes(opts.store, req)),
     fleet: unary<FleetRequest, FleetResponse>(opts.log, 'Fleet', (req) => fleet(opts.store, req)),
+    requestCapture: unary<RequestCaptureRequest, RequestCaptureResponse>(opts.log, 'RequestCapture', (req) => requestCapture(opts.captures, req)),
   };
 }
 
@@ -58,7 +65,7 @@ function unary<Req, Res>(log: Logger, name: string, handle: (req: Req) => Promis
     handle(call.request).then(
       (res) => callback(null, res),
       (err: unknown) => {
-        if (err instanceof QueryError) {
+        if (err instanceof QueryError || err instanceof CaptureError) {
           callback({ code: err.code, details: err.message });
           return;
         }
@@ -77,29 +84,28 @@ function checkRange(req: { fromUnixNanos: bigint; toUnixNanos: bigint }): void {
 
 async function queryProfile(store: ProfileStore, req: QueryProfileRequest): Promise<QueryProfileResponse> {
   if (!req.host) throw new QueryError(grpc.status.INVALID_ARGUMENT, 'host is required');
-  checkRange(req);
-  if (!(await store.hasHost(req.host))) throw new QueryError(grpc.status.NOT_FOUND, await unknownHostMessage(store, req.host));
-
-  const range = `[${formatNs(req.fromUnixNanos)}, ${formatNs(req.toUnixNanos)}]`;
+  const captureId = req.captureRequestId ?? '';
+  if (captureId === '') checkRange(req);
   const merger = new ProfileMerger({ pid: req.pid, comm: req.comm });
-  let overlapping = 0;
-  for await (const w of store.windowsFor(req.host, req.fromUnixNanos, req.toUnixNanos)) {
-    overlapping++;
-    let profile: Profile;
-    try {
-      profile = decodeProfile(w.pprofGz);
-    } catch (err) {
-      // Uploads are validated before they are stored, so this is corruption at rest.
-      throw new QueryError(grpc.status.DATA_LOSS, `stored window ${w.id} (agent ${w.agentId} seq ${w.seq}) is unreadable: ${err instanceof Error ? err.message : String(err)}`);
+  let what: string;
+  if (captureId !== '') {
+    const capture = await store.captureFor(req.host, captureId);
+    if (!capture) throw new QueryError(grpc.status.NOT_FOUND, `host ${req.host} has no stored capture ${captureId} (still running, never made, or past retention)`);
+    merger.add(decodeStored(capture, `capture ${captureId}`), { startNs: capture.startNs, endNs: capture.endNs });
+    what = `capture ${captureId}`;
+  } else {
+    if (!(await store.hasHost(req.host))) throw new QueryError(grpc.status.NOT_FOUND, await unknownHostMessage(store, req.host));
+    const range = `[${formatNs(req.fromUnixNanos)}, ${formatNs(req.toUnixNanos)}]`;
+    let overlapping = 0;
+    for await (const w of store.windowsFor(req.host, req.fromUnixNanos, req.toUnixNanos)) {
+      overlapping++;
+      merger.add(decodeStored(w, `window ${w.id}`), { startNs: w.startNs, endNs: w.endNs });
     }
-    merger.add(profile, { startNs: w.startNs, endNs: w.endNs });
+    if (overlapping === 0) throw new QueryError(grpc.status.NOT_FOUND, `host ${req.host} has no windows in ${range}`);
+    what = `${overlapping} windows in ${range}`;
   }
-
-  if (overlapping === 0) throw new QueryError(grpc.status.NOT_FOUND, `host ${req.host} has no windows in ${range}`);
   const merged = merger.result();
-  if (!merged) {
-    throw new QueryError(grpc.status.NOT_FOUND, `host ${req.host} has ${overlapping} windows in ${range} but no samples of ${describeFilter(req)}`);
-  }
+  if (!merged) throw new QueryError(grpc.status.NOT_FOUND, `host ${req.host} has ${what} but no samples of ${describeFilter(req)}`);
   const pprofGz = encodeProfileGz(merged);
   if (pprofGz.length > MAX_MESSAGE_BYTES) {
     throw new QueryError(
@@ -108,6 +114,22 @@ async function queryProfile(store: ProfileStore, req: QueryProfileRequest): Prom
     );
   }
   return { pprofGz, windows: merger.windows, samples: merger.samples };
+}
+
+function decodeStored(w: StoredWindow, name: string): Profile {
+  try {
+    return decodeProfile(w.pprofGz);
+  } catch (err) {
+    // Uploads are validated before they are stored, so this is corruption at rest.
+    throw new QueryError(grpc.status.DATA_LOSS, `stored ${name} (agent ${w.agentId} seq ${w.seq}) is unreadable: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+async function requestCapture(captures: Pick<CaptureBroker, 'request'>, req: RequestCaptureRequest): Promise<RequestCaptureResponse> {
+  if (!req.host) throw new QueryError(grpc.status.INVALID_ARGUMENT, 'host is required');
+  const problem = captureNumbersProblem(req);
+  if (problem) throw new QueryError(grpc.status.INVALID_ARGUMENT, problem);
+  return captures.request(req);
 }
 
 async function listEpisodes(store: ProfileStore, req: ListEpisodesRequest): Promise<ListEpisodesResponse> {

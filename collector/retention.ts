@@ -74,18 +74,20 @@ export class Retention {
 
   private async deleteOldRows(): Promise<RetentionBatch> {
     const cutoffNs = this.nowNs() - this.opts.maxAgeNs;
-    const total: RetentionBatch = { windows: 0, episodes: 0 };
+    const total: RetentionBatch = { windows: 0, captures: 0, episodes: 0 };
     while (!this.stopped) {
       const batch = await this.opts.store.deleteBatchBefore(cutoffNs, this.batchRows);
       total.windows += batch.windows;
+      total.captures += batch.captures;
       total.episodes += batch.episodes;
-      if (batch.windows > 0 || batch.episodes > 0) this.opts.onDeleted?.(batch);
-      if (batch.windows < this.batchRows && batch.episodes < this.batchRows) break;
+      const deleted = batch.windows + batch.captures + batch.episodes;
+      if (deleted > 0) this.opts.onDeleted?.(batch);
+      if (Math.max(batch.windows, batch.captures, batch.episodes) < this.batchRows) break;
       // Lets the windows that arrived meanwhile be stored before the next batch.
       await nextTurn();
     }
-    if (total.windows > 0 || total.episodes > 0) {
-      this.opts.log.info({ ...total, before: new Date(Number(cutoffNs / 1_000_000n)).toISOString() }, 'retention deleted old windows and episodes');
+    if (total.windows + total.captures + total.episodes > 0) {
+      this.opts.log.info({ ...total, before: new Date(Number(cutoffNs / 1_000_000n)).toISOString() }, 'retention deleted old windows, captures and episodes');
     }
     return total;
   }

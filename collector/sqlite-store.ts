@@ -49,6 +49,22 @@ CREATE TABLE IF NOT EXISTS hosts (
   max_window_ns INTEGER NOT NULL
 );
 
+-- On-demand captures, apart from the continuous windows: a range query must not
+-- count their samples twice, and the classifier sees only regular windows.
+CREATE TABLE IF NOT EXISTS captures (
+  request_id TEXT PRIMARY KEY,
+  host TEXT NOT NULL,
+  agent_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  start_ns INTEGER NOT NULL,
+  end_ns INTEGER NOT NULL,
+  received_ns INTEGER NOT NULL,
+  pprof_gz BLOB NOT NULL,
+  sample_count INTEGER NOT NULL,
+  UNIQUE (agent_id, seq)
+);
+CREATE INDEX IF NOT EXISTS captures_start ON captures (start_ns);
+
 -- Consecutive windows of one process with one verdict (see episode-tracker.ts).
 CREATE TABLE IF NOT EXISTS episodes (
   id INTEGER PRIMARY KEY,
@@ -155,6 +171,8 @@ interface HostRow {
 
 export class SqliteStore implements ProfileStore {
   private readonly db: Database.Database;
+  private readonly insertCapture: Database.Statement;
+  private readonly selectCapture: Database.Statement;
   private readonly insertWindowTx: (window: WindowUpload, sampleCount: number, receivedNs: bigint) => PutResult;
   private readonly selectPage: Database.Statement;
   private readonly selectHost: Database.Statement;
@@ -223,6 +241,11 @@ export class SqliteStore implements ProfileStore {
       upsertHost.run({ host: w.host, startNs: w.startUnixNanos, endNs: w.endUnixNanos, lengthNs: w.endUnixNanos - w.startUnixNanos });
       return { duplicate: false };
     });
+    this.insertCapture = this.db.prepare(`
+      INSERT INTO captures (request_id, host, agent_id, seq, start_ns, end_ns, received_ns, pprof_gz, sample_count)
+      VALUES (@requestId, @host, @agentId, @seq, @startNs, @endNs, @receivedNs, @pprofGz, @sampleCount)
+      ON CONFLICT DO NOTHING`);
+    this.selectCapture = this.db.prepare('SELECT * FROM captures WHERE host = ? AND request_id = ?');
     this.selectPage = this.db.prepare(WINDOW_PAGE_SQL);
     this.selectHost = this.db.prepare('SELECT * FROM hosts WHERE host = ?');
     this.selectHosts = this.db.prepare('SELECT * FROM hosts ORDER BY host');
@@ -273,6 +296,9 @@ export class SqliteStore implements ProfileStore {
       WHERE host = @host`);
     const deleteEmptyHost = this.db.prepare('DELETE FROM hosts WHERE host = @host AND NOT EXISTS (SELECT 1 FROM windows WHERE host = @host)');
     // Open episodes stay, however old: they are still being extended.
+    const deleteOldCaptures = this.db.prepare(`
+      DELETE FROM captures WHERE request_id IN (
+        SELECT request_id FROM captures WHERE start_ns < @cutoff ORDER BY start_ns LIMIT @limit)`);
     const deleteOldEpisodes = this.db.prepare(`
       DELETE FROM episodes WHERE id IN (
         SELECT id FROM episodes WHERE open = 0 AND end_ns < @cutoff ORDER BY end_ns LIMIT @limit)`);
@@ -285,8 +311,9 @@ export class SqliteStore implements ProfileStore {
         deleteEmptyHost.run({ host });
         windows += deleted;
       }
+      const captures = deleteOldCaptures.run({ cutoff, limit }).changes;
       const episodes = deleteOldEpisodes.run({ cutoff, limit }).changes;
-      return { windows, episodes };
+      return { windows, captures, episodes };
     });
   }
 
@@ -298,6 +325,26 @@ export class SqliteStore implements ProfileStore {
     // max_window_ns relies on it: a negative length would hide windows from range queries.
     if (window.endUnixNanos < window.startUnixNanos) throw new Error(`window ends (${window.endUnixNanos}) before it starts (${window.startUnixNanos})`);
     return this.insertWindowTx(window, sampleCount, BigInt(Date.now()) * 1_000_000n);
+  }
+
+  async putCapture(capture: WindowUpload, requestId: string, sampleCount: number): Promise<PutResult> {
+    const inserted = this.insertCapture.run({
+      requestId,
+      host: capture.host,
+      agentId: capture.agentId,
+      seq: BigInt(capture.seq),
+      startNs: capture.startUnixNanos,
+      endNs: capture.endUnixNanos,
+      receivedNs: BigInt(Date.now()) * 1_000_000n,
+      pprofGz: capture.pprofGz,
+      sampleCount: BigInt(sampleCount),
+    });
+    return { duplicate: inserted.changes === 0 };
+  }
+
+  async captureFor(host: string, requestId: string): Promise<StoredWindow | undefined> {
+    const row = this.selectCapture.get(host, requestId) as (WindowRow & { request_id: string }) | undefined;
+    return row ? toStoredWindow({ ...row, id: 0n }) : undefined;
   }
 
   async listHosts(): Promise<HostSummary[]> {

@@ -67,12 +67,17 @@ export interface ServiceFleet {
 /** Rows one retention batch deleted. */
 export interface RetentionBatch {
   windows: number;
+  captures: number;
   episodes: number;
 }
 
 export interface ProfileStore {
   /** Resolves once the window and its processes are committed; rejects if they were not. */
   putWindow(window: WindowUpload, sampleCount: number): Promise<PutResult>;
+  /** Stores an on-demand capture apart from the windows; the same (agentId, seq) or request id again is a duplicate. */
+  putCapture(capture: WindowUpload, requestId: string, sampleCount: number): Promise<PutResult>;
+  /** The stored capture that answered this request of this host. */
+  captureFor(host: string, requestId: string): Promise<StoredWindow | undefined>;
   /** Every host with at least one window, ordered by name. */
   listHosts(): Promise<HostSummary[]>;
   hasHost(host: string): Promise<boolean>;
@@ -87,9 +92,9 @@ export interface ProfileStore {
   /** Services with a busy-loop episode (of at least `minBusyLoopWindows`) overlapping [fromNs, toNs]. */
   fleetIn(fromNs: bigint, toNs: bigint, minBusyLoopWindows: number): Promise<ServiceFleet[]>;
   /**
-   * One bounded batch of retention: deletes up to `limit` windows that started
-   * before cutoffNs (keeping the hosts summary right) and up to `limit` closed
-   * episodes that ended before it. Small batches keep each commit short.
+   * One bounded batch of retention: deletes up to `limit` windows and up to
+   * `limit` captures that started before cutoffNs (keeping the hosts summary
+   * right) and up to `limit` closed episodes that ended before it. Small batches keep each commit short.
    */
   deleteBatchBefore(cutoffNs: bigint, limit: number): Promise<RetentionBatch>;
   close(): Promise<void>;

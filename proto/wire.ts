@@ -63,6 +63,8 @@ export interface WindowUpload {
   pprofGz: Buffer;
   processes: ProcessInfo[];
   cost?: AgentCost | null;
+  /** Set (non-empty) when the window answers an on-demand capture request. */
+  captureRequestId?: string;
 }
 
 export interface AgentHello {
@@ -71,9 +73,15 @@ export interface AgentHello {
   version: string;
 }
 
+export interface CaptureFailure {
+  requestId: string;
+  reason: string;
+}
+
 export interface AgentMessage {
   hello?: AgentHello | null;
   window?: WindowUpload | null;
+  captureFailed?: CaptureFailure | null;
 }
 
 export interface UploadAck {
@@ -122,6 +130,8 @@ export interface QueryProfileRequest {
   toUnixNanos: bigint;
   pid: number;
   comm: string;
+  /** Set: that on-demand capture's profile instead of the continuous windows. */
+  captureRequestId?: string;
 }
 
 export interface QueryProfileResponse {
@@ -175,6 +185,22 @@ export interface FleetResponse {
   services: ServiceFleet[];
 }
 
+export interface RequestCaptureRequest {
+  host: string;
+  durationSeconds: number;
+  frequencyHz: number;
+  /** 0 = every process on the host. */
+  pid: number;
+}
+
+export interface RequestCaptureResponse {
+  requestId: string;
+  pprofGz: Buffer;
+  samples: number;
+  startUnixNanos: bigint;
+  endUnixNanos: bigint;
+}
+
 const WIDE_TIMES = new Set([
   'startUnixNanos',
   'endUnixNanos',
@@ -199,6 +225,8 @@ export const codecs = {
   listEpisodesResponse: codec<ListEpisodesResponse>('ListEpisodesResponse'),
   fleetRequest: codec<FleetRequest>('FleetRequest'),
   fleetResponse: codec<FleetResponse>('FleetResponse'),
+  requestCaptureRequest: codec<RequestCaptureRequest>('RequestCaptureRequest'),
+  requestCaptureResponse: codec<RequestCaptureResponse>('RequestCaptureResponse'),
 };
 
 function method<Req, Res>(
@@ -232,6 +260,7 @@ export const queryService = {
   }),
   listEpisodes: method('Query', 'ListEpisodes', codecs.listEpisodesRequest, codecs.listEpisodesResponse, { request: false, response: false }),
   fleet: method('Query', 'Fleet', codecs.fleetRequest, codecs.fleetResponse, { request: false, response: false }),
+  requestCapture: method('Query', 'RequestCapture', codecs.requestCaptureRequest, codecs.requestCaptureResponse, { request: false, response: false }),
 };
 
 export interface AgentGatewayClient extends grpc.Client {
@@ -262,6 +291,13 @@ export interface QueryClient extends grpc.Client {
   ): grpc.ClientUnaryCall;
   fleet(req: FleetRequest, cb: grpc.requestCallback<FleetResponse>): grpc.ClientUnaryCall;
   fleet(req: FleetRequest, metadata: grpc.Metadata, options: grpc.CallOptions, cb: grpc.requestCallback<FleetResponse>): grpc.ClientUnaryCall;
+  requestCapture(req: RequestCaptureRequest, cb: grpc.requestCallback<RequestCaptureResponse>): grpc.ClientUnaryCall;
+  requestCapture(
+    req: RequestCaptureRequest,
+    metadata: grpc.Metadata,
+    options: grpc.CallOptions,
+    cb: grpc.requestCallback<RequestCaptureResponse>,
+  ): grpc.ClientUnaryCall;
 }
 
 const AgentGatewayClientCtor = grpc.makeGenericClientConstructor(agentGatewayService, 'AgentGateway');

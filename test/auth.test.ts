@@ -46,6 +46,7 @@ const queryCalls = (md: () => grpc.Metadata): [string, () => Promise<unknown>][]
   ['QueryProfile', () => unaryResult((cb) => queries.queryProfile({ host: 'web-a', fromUnixNanos: 0n, toUnixNanos: 1n, pid: 0, comm: '' }, md(), {}, cb))],
   ['ListEpisodes', () => unaryResult((cb) => queries.listEpisodes({ host: '', fromUnixNanos: 0n, toUnixNanos: 1n }, md(), {}, cb))],
   ['Fleet', () => unaryResult((cb) => queries.fleet({ fromUnixNanos: 0n, toUnixNanos: 1n }, md(), {}, cb))],
+  ['RequestCapture', () => unaryResult((cb) => queries.requestCapture({ host: 'web-a', durationSeconds: 1, frequencyHz: 99, pid: 0 }, md(), {}, cb))],
 ];
 
 function refusedWith(code: grpc.status, details: RegExp) {
@@ -64,6 +65,9 @@ function withAuthorization(value: string): grpc.Metadata {
 
 test('the query token may call every Query method; the agent token may call none', async () => {
   assert.ok(Array.isArray(await listHosts(bearer(tokens.query))));
+  // Past the token check: the collector itself answers that no agent of the host is connected.
+  const capture = queryCalls(() => bearer(tokens.query)).find(([name]) => name === 'RequestCapture')?.[1];
+  await assert.rejects(capture?.() ?? Promise.resolve(), refusedWith(grpc.status.FAILED_PRECONDITION, /^no agent of host web-a is connected/));
   for (const [name, call] of queryCalls(() => bearer(tokens.agent))) {
     await assert.rejects(call(), refusedWith(grpc.status.PERMISSION_DENIED, new RegExp(`^the agent token may not call /hotloop\\.v1\\.Query/${name}; it needs the query token$`)));
   }

@@ -115,17 +115,38 @@ test('a window the agent dropped from its queue while it was on the wire is repo
   // Room for one window: queueing the second drops the first, which the uploader has already written to the stream.
   const queue = new MemoryWindowQueue(1);
   const acked: number[] = [];
-  const uploader = new Uploader({ collectorAddress: collector.grpcAddress, host: 'web-3', agentId: 'agent-web-3', version: 'test', queue, log, onAck: (ack) => acked.push(ack.seq) });
+  const uploader = new Uploader({ collectorAddress: collector.grpcAddress, host: 'queue-1', agentId: 'agent-queue-1', version: 'test', queue, log, onAck: (ack) => acked.push(ack.seq) });
   cleanups.push(() => uploader.stop());
   uploader.start();
-  uploader.enqueue(windowOf('web-3', 'agent-web-3', 1, [api(2)]));
-  uploader.enqueue(windowOf('web-3', 'agent-web-3', 2, [api(3)]));
+  uploader.enqueue(windowOf('queue-1', 'agent-queue-1', 1, [api(2)]));
+  uploader.enqueue(windowOf('queue-1', 'agent-queue-1', 2, [api(3)]));
   assert.equal(queue.dropped, 1);
   while (acked.length < 2) await sleep(10);
-  assert.deepEqual([committedRows(dataDir, 'agent-web-3', 1), committedRows(dataDir, 'agent-web-3', 2)], [1, 1]);
+  assert.deepEqual([committedRows(dataDir, 'agent-queue-1', 1), committedRows(dataDir, 'agent-queue-1', 2)], [1, 1]);
   const afterAll = lines.filter((l) => l.msg === 'a window dropped from the spool while in flight was stored after all').map((l) => l.seq);
   assert.deepEqual(afterAll, [1], 'only the dropped window is reported, once');
   assert.deepEqual(queue.pendingSeqs(), [], 'the kept window is forgotten once acked');
+});
+
+test('an upload answering a capture is stored apart: range queries and episodes never see it, the capture id finds it', { timeout: 30_000 }, async () => {
+  const s = session();
+  s.hello('web-4', 'agent-web-4');
+  assert.equal((await s.upload(windowOf('web-4', 'agent-web-4', 0, [api(2)]))).stored, true);
+  const capture = { ...windowOf('web-4', 'agent-web-4', 1, [api(500)]), captureRequestId: 'cap-1' };
+  assert.deepEqual(await s.upload(capture), { agentId: 'agent-web-4', seq: 1, stored: true, duplicate: false, error: '', retryAfterMs: 0 });
+  assert.equal((await s.upload(capture)).duplicate, true, 'a resent capture is stored once');
+  assert.equal(committedRows(dataDir, 'agent-web-4', 1), 0, 'not among the windows');
+
+  const range = await queryProfile({ host: 'web-4' });
+  assert.equal(range.samples, 2, 'the range query merges the continuous window only');
+  const byId = await queryProfile({ host: 'web-4', captureRequestId: 'cap-1' });
+  assert.equal(byId.samples, 500);
+  await assert.rejects(queryProfile({ host: 'web-3', captureRequestId: 'cap-1' }), /has no stored capture cap-1/, 'another host cannot read it');
+
+  const bad = await s.upload({ ...windowOf('web-4', 'agent-web-4', 2), captureRequestId: '../etc/passwd' });
+  assert.equal(bad.stored, false);
+  assert.match(bad.error, /^capture_request_id must be 1-64 characters/);
+  assert.equal((await s.end()).code, grpc.status.OK);
 });
 
 test('a window whose pprof is garbage is refused with the reason and not stored', { timeout: 30_000 }, async () => {

@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { Retention } from '../collector/retention.js';
 import { SqliteStore } from '../collector/sqlite-store.js';
+import type { RetentionBatch } from '../collector/store.js';
 import type { Episode } from '../collector/verdict-types.js';
 import { encodeProfileGz } from '../proto/pprof.js';
 import type { WindowUpload } from '../proto/wire.js';
@@ -45,7 +46,8 @@ function contents(file: string) {
     const hosts = db.prepare('SELECT host, first_ns, last_ns, windows FROM hosts ORDER BY host').all() as { host: string; first_ns: bigint; last_ns: bigint; windows: bigint }[];
     const orphanProcesses = (db.prepare('SELECT count(*) AS n FROM processes WHERE window_id NOT IN (SELECT id FROM windows)').get() as { n: bigint }).n;
     const episodes = db.prepare('SELECT end_ns, open FROM episodes ORDER BY end_ns').all() as { end_ns: bigint; open: bigint }[];
-    return { windows, hosts, orphanProcesses, episodes };
+    const captures = db.prepare('SELECT request_id FROM captures ORDER BY request_id').all() as { request_id: string }[];
+    return { windows, hosts, orphanProcesses, episodes, captures: captures.map((c) => c.request_id) };
   } finally {
     db.close();
   }
@@ -64,14 +66,18 @@ function openStore(): { store: SqliteStore; file: string } {
 }
 
 describe('Retention on the SQLite store', () => {
-  it('deletes old windows and closed episodes, and keeps the hosts summary right', async () => {
+  it('deletes old windows, captures and closed episodes, and keeps the hosts summary right', async () => {
     const { store, file } = openStore();
     // web-1: one window a day for ten days; db-1: only old windows.
     for (let d = 1; d <= 10; d++) await store.putWindow(windowAt('web-1', d, NOW - BigInt(11 - d) * DAY), 3);
     for (let s = 1; s <= 4; s++) await store.putWindow(windowAt('db-1', s, NOW - 9n * DAY + BigInt(s) * 60n * SECOND), 3);
+    // On-demand captures, 9, 8, 7.5 and 1 days old.
+    for (const [seq, age] of [[101, 9n * DAY], [102, 8n * DAY], [103, 7n * DAY + DAY / 2n], [104, DAY]] as const) {
+      await store.putCapture(windowAt('web-1', seq, NOW - age), `cap-${seq}`, 3);
+    }
     await store.saveEpisodes({ updated: [], opened: [episode('web-1', NOW - 9n * DAY, false), episode('web-1', NOW - 8n * DAY, true), episode('web-1', NOW - DAY, false)] });
 
-    const deleted: { windows: number; episodes: number }[] = [];
+    const deleted: RetentionBatch[] = [];
     const retention = new Retention({ store, maxAgeNs: 7n * DAY, log: silent, batchRows: 2, nowNs: () => NOW, onDeleted: (b) => deleted.push(b) });
     const total = await retention.sweep();
 
@@ -82,9 +88,10 @@ describe('Retention on the SQLite store', () => {
       'web-1 keeps the windows that started within 7 days',
     );
     assert.ok(after.windows.every((w) => w.start_ns >= NOW - 7n * DAY));
-    assert.deepEqual(total, { windows: 7, episodes: 1 });
+    assert.deepEqual(total, { windows: 7, captures: 3, episodes: 1 });
+    assert.deepEqual(after.captures, ['cap-104'], 'only the capture within 7 days is kept');
     assert.ok(deleted.length >= 4, `deleted in batches of at most 2 rows (${deleted.length} batches)`);
-    assert.ok(deleted.every((b) => b.windows <= 2 && b.episodes <= 2));
+    assert.ok(deleted.every((b) => b.windows <= 2 && b.captures <= 2 && b.episodes <= 2));
     assert.equal(after.orphanProcesses, 0n, 'the processes of deleted windows went with them');
     assert.deepEqual(after.hosts, [{ host: 'web-1', first_ns: NOW - 7n * DAY, last_ns: NOW + 10n * SECOND - DAY, windows: 7n }], 'db-1 lost its last window and left the summary');
     assert.deepEqual((await store.listHosts()).map((h) => [h.host, h.windows]), [['web-1', 7]]);
@@ -96,7 +103,7 @@ describe('Retention on the SQLite store', () => {
       ],
       'the old open episode is still being extended, so it stays',
     );
-    assert.deepEqual(await retention.sweep(), { windows: 0, episodes: 0 }, 'a second sweep finds nothing left');
+    assert.deepEqual(await retention.sweep(), { windows: 0, captures: 0, episodes: 0 }, 'a second sweep finds nothing left');
   });
 
   it('lets a window be stored between its batches', async () => {
