@@ -33,7 +33,11 @@ export interface CollectorOptions {
   limits?: Partial<UploadLimits>;
   /** Windows and closed episodes older than this are deleted in the background; default 7 days. */
   retentionNs?: bigint;
+  /** When the episodes of silent, disconnected hosts are checked: first after start-up (agents reconnect and drain their spools), then periodically. */
+  silentHostCheck?: { firstAfterMs: number; everyMs: number };
 }
+
+const DEFAULT_SILENT_HOST_CHECK = { firstAfterMs: 5 * 60_000, everyMs: 30_000 };
 
 export interface CollectorSecurity {
   /** One bearer token per role; each gRPC call must carry its method's. */
@@ -111,6 +115,20 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     },
   });
   retention.start();
+  const silentCheck = opts.silentHostCheck ?? DEFAULT_SILENT_HOST_CHECK;
+  let silentRun: Promise<void> = Promise.resolve();
+  const expireSilentHosts = (): void => {
+    silentRun = episodes
+      .expireSilentHosts(BigInt(Date.now()) * 1_000_000n, (host) => gateway.connectedAgents().has(host))
+      .then((closed) => {
+        if (closed.length > 0) log.info({ episodes: closed.map((e) => `${e.host}/${e.comm}/${e.pid}`) }, 'closed the open episodes of hosts that went silent');
+      })
+      .catch((err: unknown) => log.error({ err }, 'closing the episodes of silent hosts failed'));
+  };
+  let silentTimer = setTimeout(function check() {
+    expireSilentHosts();
+    silentTimer = setTimeout(check, silentCheck.everyMs).unref();
+  }, silentCheck.firstAfterMs).unref();
   log.info({ grpc: grpcAddress, http: http.address, db: dbFile, retentionSeconds: Number((opts.retentionNs ?? DEFAULT_RETENTION_NS) / 1_000_000_000n), auth: tokens !== null, tls: tls !== undefined, mutualTls: tls?.clientCa !== undefined }, 'collector started');
 
   return {
@@ -125,6 +143,8 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
       await gateway.close();
       await drained;
       await http.close();
+      clearTimeout(silentTimer);
+      await silentRun;
       await retention.stop();
       await store.close();
       log.info('collector stopped');

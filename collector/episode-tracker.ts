@@ -9,8 +9,11 @@
 //   - does not list the pid at all (it exited or is no longer hot), or
 //   - starts a full window length or more after the episode's end (windows
 //     are missing, e.g. the agent was down: the windows are not consecutive).
-// The episode keeps the end of its last window. A host that stops sending
-// windows leaves its episodes open until it sends again.
+// The episode keeps the end of its last window. A host that goes silent (no
+// agent connected, no window for SILENT_HOST_WINDOWS of its windows, at least
+// MIN_SILENT_NS) has its open episodes closed by expireSilentHosts, so a dead or
+// decommissioned host does not page forever; windows it sends later (from its
+// spool) start new episodes.
 import type { WindowUpload } from '../proto/wire.js';
 import type { EpisodeChanges, ProfileStore } from './store.js';
 import type { Episode, ProcessWindowVerdict } from './verdict-types.js';
@@ -27,6 +30,11 @@ export function isReportedBusyLoop(e: Episode): boolean {
 export type TrackedWindow = Pick<WindowUpload, 'host' | 'startUnixNanos' | 'endUnixNanos'>;
 
 export type EpisodeStore = Pick<ProfileStore, 'openEpisodes' | 'saveEpisodes'>;
+
+/** Window lengths of silence after which a disconnected host's open episodes are closed. */
+export const SILENT_HOST_WINDOWS = 3n;
+/** The least silence that closes them, however short the windows. */
+export const MIN_SILENT_NS = 120n * 1_000_000_000n;
 
 export interface EpisodeTrackerOptions {
   store: EpisodeStore;
@@ -47,17 +55,48 @@ export class EpisodeTracker {
    */
   recordWindow(window: TrackedWindow, verdicts: readonly ProcessWindowVerdict[]): Promise<Episode[]> {
     // A reconnecting agent can briefly have two streams: each window must read what the previous one wrote.
-    const previous = this.hostQueues.get(window.host) ?? Promise.resolve();
-    const done = previous.then(() => this.apply(window, verdicts));
+    return this.serialize(window.host, () => this.apply(window, verdicts));
+  }
+
+  /** Runs `work` after everything queued for the host so far. */
+  private serialize<T>(host: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.hostQueues.get(host) ?? Promise.resolve();
+    const done = previous.then(work);
     const settled = done.then(
       () => undefined,
       () => undefined,
     );
-    this.hostQueues.set(window.host, settled);
+    this.hostQueues.set(host, settled);
     void settled.then(() => {
-      if (this.hostQueues.get(window.host) === settled) this.hostQueues.delete(window.host);
+      if (this.hostQueues.get(host) === settled) this.hostQueues.delete(host);
     });
     return done;
+  }
+
+  /**
+   * Closes the open episodes of every host that has no agent connected and
+   * whose last episode window ended long enough before nowNs; returns them.
+   */
+  async expireSilentHosts(nowNs: bigint, isConnected: (host: string) => boolean): Promise<Episode[]> {
+    const byHost = new Map<string, Episode[]>();
+    for (const e of await this.opts.store.openEpisodes()) byHost.set(e.host, [...(byHost.get(e.host) ?? []), e]);
+    const closed: Episode[] = [];
+    for (const [host, episodes] of byHost) {
+      if (isConnected(host) || !episodes.every((e) => nowNs - e.endNs >= silenceLimitNs(e))) continue;
+      // Through the host's queue, so a window arriving meanwhile is folded first or after, never in between.
+      closed.push(...(await this.serialize(host, () => this.closeSilent(host, nowNs))));
+    }
+    return closed;
+  }
+
+  private async closeSilent(host: string, nowNs: bigint): Promise<Episode[]> {
+    // Read again: a window may have extended them since.
+    const stale = (await this.opts.store.openEpisodes(host)).filter((e) => nowNs - e.endNs >= silenceLimitNs(e));
+    if (stale.length === 0) return [];
+    const updated = stale.map((e) => ({ ...e, open: false, evidence: `${e.evidence} (closed: no window from ${host} since ${new Date(Number(e.endNs / 1_000_000n)).toISOString()})` }));
+    await this.opts.store.saveEpisodes({ updated, opened: [] });
+    this.opts.onChange?.(updated);
+    return updated;
   }
 
   private async apply(window: TrackedWindow, verdicts: readonly ProcessWindowVerdict[]): Promise<Episode[]> {
@@ -108,6 +147,12 @@ function foldWindow(open: readonly Episode[], window: TrackedWindow, verdicts: r
       }),
     );
   return { updated, opened };
+}
+
+/** How long an episode's host must be silent before the episode is closed: a few of its windows. */
+function silenceLimitNs(e: Episode): bigint {
+  const windowNs = (e.endNs - e.startNs) / BigInt(Math.max(e.windows, 1));
+  return windowNs * SILENT_HOST_WINDOWS > MIN_SILENT_NS ? windowNs * SILENT_HOST_WINDOWS : MIN_SILENT_NS;
 }
 
 function continues(e: Episode, v: ProcessWindowVerdict, window: TrackedWindow): boolean {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { EpisodeTracker, MIN_BUSY_LOOP_WINDOWS, type TrackedWindow } from '../collector/episode-tracker.js';
+import { EpisodeTracker, MIN_BUSY_LOOP_WINDOWS, MIN_SILENT_NS, type TrackedWindow } from '../collector/episode-tracker.js';
 import { CollectorMetrics } from '../collector/metrics.js';
 import { RECURRENCE_LOOKBACK_NS } from '../collector/query-api.js';
 import { SqliteStore } from '../collector/sqlite-store.js';
@@ -189,4 +189,44 @@ test('episodes survive a store reopen, and a new tracker carries the open one on
 test('windows of one host fed at once are folded one after another', async () => {
   await Promise.all([0, 1, 2].map((i) => feed('burst', i, [{ pid: 95, class: EAGAIN }])));
   assert.deepEqual((await listed('burst')).map(summary), [[95, 'busy-loop', 'eagain-spin', at(0), at(3), 3, true]]);
+});
+
+test('a disconnected host silent for a few windows has its episodes closed, gauge gone; a connected or recent one keeps them', async () => {
+  await feed('silent', 0, [{ pid: 90, class: EAGAIN }, { pid: 91, class: COMPUTE }]);
+  await feed('silent', 1, [{ pid: 90, class: EAGAIN }, { pid: 91, class: COMPUTE }]);
+  assert.equal((await busyLoopSeries()).filter((l) => l.includes('host="silent"')).length, 1);
+  const onlySilentIsGone = (host: string) => host !== 'silent';
+  const lastEnd = at(2);
+
+  assert.deepEqual(await tracker.expireSilentHosts(lastEnd + MIN_SILENT_NS - SECOND, onlySilentIsGone), [], 'not silent for long enough yet');
+  assert.deepEqual(await tracker.expireSilentHosts(lastEnd + 10n * MIN_SILENT_NS, () => true), [], 'an agent still connected keeps its episodes');
+  assert.equal((await store.openEpisodes('silent')).length, 2);
+
+  const closed = await tracker.expireSilentHosts(lastEnd + MIN_SILENT_NS, onlySilentIsGone);
+  assert.deepEqual(closed.map(summary).sort(), [
+    [90, 'busy-loop', 'eagain-spin', at(0), lastEnd, 2, false],
+    [91, 'working', 'compute', at(0), lastEnd, 2, false],
+  ]);
+  assert.ok(closed.every((e) => e.evidence.endsWith(`(closed: no window from silent since ${new Date(Number(lastEnd / 1_000_000n)).toISOString()})`)), closed[0]?.evidence);
+  assert.deepEqual(await store.openEpisodes('silent'), []);
+  assert.deepEqual((await busyLoopSeries()).filter((l) => l.includes('host="silent"')), [], 'the alert resolves');
+  assert.ok((await store.openEpisodes()).some((e) => e.host !== 'silent'), 'other hosts\' open episodes are untouched');
+
+  // Its spooled windows arrive later: they start a new episode.
+  await feed('silent', 2, [{ pid: 90, class: EAGAIN }]);
+  assert.deepEqual((await store.openEpisodes('silent')).map(summary), [[90, 'busy-loop', 'eagain-spin', at(2), at(3), 1, true]]);
+});
+
+test('long windows need proportionally longer silence', async () => {
+  // 10-minute windows: three of them, not the 2-minute floor.
+  const long = (i: number): TrackedWindow => ({ host: 'slow', startUnixNanos: T0 + BigInt(i) * 600n * SECOND, endUnixNanos: T0 + BigInt(i + 1) * 600n * SECOND });
+  const verdict = (i: number): ProcessWindowVerdict[] => [
+    { host: 'slow', pid: 95, comm: 'api', exe: '/usr/bin/api', windowStartNs: long(i).startUnixNanos, windowEndNs: long(i).endUnixNanos, verdict: { ...EAGAIN, score: 0.9, evidence: 'spin' } },
+  ];
+  await tracker.recordWindow(long(0), verdict(0));
+  await tracker.recordWindow(long(1), verdict(1));
+  const end = long(1).endUnixNanos;
+  const gone = (host: string) => host !== 'slow';
+  assert.deepEqual(await tracker.expireSilentHosts(end + 3n * 600n * SECOND - SECOND, gone), []);
+  assert.equal((await tracker.expireSilentHosts(end + 3n * 600n * SECOND, gone)).length, 1);
 });

@@ -343,3 +343,28 @@ test('a restarted collector keeps its episodes and its busy-loop gauge until the
   await waitFor('pid 501 to end', async () => ((await listEpisodes('spin-a')).find((e) => e.pid === 501)?.open === false ? true : undefined));
   assert.deepEqual(await busyLoopSeries(), []);
 });
+
+test('once its agent has disconnected, a silent host\'s busy loop is closed and its gauge removed', { timeout: 60_000 }, async () => {
+  const dir = tempDir('verdicts-silent');
+  const checked = await startCollector({ dataDir: dir, grpcAddress: '127.0.0.1:0', httpAddress: '127.0.0.1:0', log, silentHostCheck: { firstAfterMs: 0, everyMs: 100 } });
+  try {
+    const agent = new AgentSession(checked.grpcAddress, 'silent-1');
+    await agent.upload(0, [eagainSpinner(700)]);
+    await agent.upload(1, [eagainSpinner(700)]);
+    // Its windows are years old, so only the open stream keeps the episode open.
+    await waitFor('the reported busy loop', async () => ((await busyLoopSeries(checked.httpAddress)).length === 1 ? true : undefined));
+    assert.equal((await listEpisodes('silent-1', checked.grpcAddress))[0]?.open, true);
+
+    agent.close();
+    const [closed] = await waitFor('the episode of the silent host closed', async () => {
+      const episodes = await listEpisodes('silent-1', checked.grpcAddress);
+      return episodes[0]?.open === false ? episodes : undefined;
+    });
+    assert.deepEqual([closed?.pid, closed?.endUnixNanos, closed?.windows], [700, at(2), 2], 'it keeps the end of its last window');
+    assert.match(closed?.evidence ?? '', /99% returned EAGAIN.*\(closed: no window from silent-1 since 2023-/);
+    assert.deepEqual(await busyLoopSeries(checked.httpAddress), []);
+  } finally {
+    await checked.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
