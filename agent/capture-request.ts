@@ -35,12 +35,12 @@ export function validateCaptureRequest(req: CaptureRequest): CaptureDecision {
   };
 }
 
-/** Longest excerpt of a refused request id put in a log line. */
-const LOGGED_ID_CHARS = 80;
+/** Longest excerpt of a refused request's id put in a log line or reported back. */
+export const REFUSED_ID_EXCERPT_CHARS = 80;
 
 /** The decision, with a refusal logged. */
 export function acceptCaptureRequest(req: CaptureRequest, log: Logger): CaptureDecision {
   const decision = validateCaptureRequest(req);
-  if (!decision.accepted) log.warn({ requestId: req.requestId.slice(0, LOGGED_ID_CHARS), reason: decision.reason }, 'capture request refused');
+  if (!decision.accepted) log.warn({ requestId: req.requestId.slice(0, REFUSED_ID_EXCERPT_CHARS), reason: decision.reason }, 'capture request refused');
   return decision;
 }

@@ -12,11 +12,8 @@ import {
   type UploadAck,
   type WindowUpload,
 } from '../proto/wire.js';
-import { acceptCaptureRequest, type ValidCaptureRequest } from './capture-request.js';
+import { acceptCaptureRequest, REFUSED_ID_EXCERPT_CHARS, type ValidCaptureRequest } from './capture-request.js';
 import type { WindowQueue } from './window-queue.js';
-
-/** A refused request's id is echoed back at most this long; the collector issues far shorter ones. */
-const MAX_REPORTED_ID_CHARS = 80;
 
 export interface UploaderOptions {
   collectorAddress: string;
@@ -156,7 +153,7 @@ export class Uploader {
   private handleCaptureRequest(req: CaptureRequest): void {
     const decision = acceptCaptureRequest(req, this.opts.log);
     if (!decision.accepted) {
-      void this.reportCaptureFailure(req.requestId.slice(0, MAX_REPORTED_ID_CHARS), `refused: ${decision.reason}`);
+      void this.reportCaptureFailure(req.requestId.slice(0, REFUSED_ID_EXCERPT_CHARS), `refused: ${decision.reason}`);
       return;
     }
     if (this.opts.onCaptureRequest) this.opts.onCaptureRequest(decision.request);

@@ -1,18 +1,28 @@
 // `npm run bench`: what continuous profiling costs. 60 s at 19 Hz with two busy
-// processes, the agent (plus its bpftrace child) against `perf record -F 19 -a -g`.
+// processes, the agent (plus its bpftrace children) against `perf record -F 19 -a -g`,
+// measured after a 30 s start-up (kernel symbols, the busy processes' first
+// windows and syscall slices), whose cost is printed on its own.
 import { childPids } from '../../agent/proc-stat.js';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { currentRssMiB, usageOf, type Usage } from '../helpers/proc-usage.js';
 import { compileC, freePort, repoRoot, startHotloop, stopProcess, tempDir } from '../helpers/processes.js';
 
 const MEASURE_S = Number(process.env.HOTLOOP_BENCH_SECONDS ?? 60);
-const WARMUP_S = 10;
+const WARMUP_S = 30;
 
+/** Summed over the pids still running: an exited child's CPU is in its parent's reaped-children time by then. */
 function total(pids: number[]): Usage {
-  return pids.map(usageOf).reduce((a, b) => ({ cpuSeconds: a.cpuSeconds + b.cpuSeconds, peakRssMiB: a.peakRssMiB + b.peakRssMiB }), { cpuSeconds: 0, peakRssMiB: 0 });
+  const sum = { cpuSeconds: 0, peakRssMiB: 0 };
+  for (const pid of pids) {
+    if (!existsSync(`/proc/${pid}`)) continue;
+    const u = usageOf(pid);
+    sum.cpuSeconds += u.cpuSeconds;
+    sum.peakRssMiB += u.peakRssMiB;
+  }
+  return sum;
 }
 
 async function measure(label: string, start: () => ChildProcess, pidsOf: (root: number) => number[]): Promise<Usage> {
@@ -20,9 +30,10 @@ async function measure(label: string, start: () => ChildProcess, pidsOf: (root: 
   await sleep(WARMUP_S * 1000);
   const pids = pidsOf(root.pid ?? 0);
   const before = total(pids);
+  console.log(`  start-up: cpu ${before.cpuSeconds.toFixed(2)} s in the first ${WARMUP_S} s = ${((100 * before.cpuSeconds) / WARMUP_S).toFixed(2)}% of one core`);
   await sleep(MEASURE_S * 1000);
   const after = total(pids);
-  for (const pid of pids) {
+  for (const pid of pids.filter((p) => existsSync(`/proc/${p}`))) {
     const u = usageOf(pid);
     const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
     console.log(`  ${comm.padEnd(16)} pid ${pid}: cpu ${u.cpuSeconds.toFixed(2)} s since start, peak RSS ${u.peakRssMiB.toFixed(1)} MiB, RSS now ${currentRssMiB(pid).toFixed(1)} MiB`);

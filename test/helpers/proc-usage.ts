@@ -8,11 +8,12 @@ export interface Usage {
   peakRssMiB: number;
 }
 
+/** CPU of the process and of the children it has reaped (an agent's short bpftrace slices), and its peak RSS. */
 export function usageOf(pid: number): Usage {
   const stat = parseProcStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
   if (!stat) throw new Error(`cannot read /proc/${pid}/stat`);
   const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return { cpuSeconds: (stat.utime + stat.stime) / clockTicksPerSecond(), peakRssMiB: Number(hwm?.[1] ?? 0) / 1024 };
+  return { cpuSeconds: (stat.utime + stat.stime + stat.cutime + stat.cstime) / clockTicksPerSecond(), peakRssMiB: Number(hwm?.[1] ?? 0) / 1024 };
 }
 
 
