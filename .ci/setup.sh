@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what hotloop needs on a Debian host, then builds it.
-#   runtime: bpftrace and perf (the capture backends)
+#   runtime: bpftrace and perf (the capture backends), c++filt (demangled C++/Rust names)
 #   test:    runtime + gcc (test workloads), golang-go (`go tool pprof` reads our output)
 # Idempotent and quick when everything is already there.
 set -euo pipefail
@@ -10,6 +10,7 @@ profile="${1:-runtime}"
 need=()
 command -v bpftrace >/dev/null || need+=(bpftrace)
 command -v perf >/dev/null || need+=(linux-perf)
+command -v c++filt >/dev/null || need+=(binutils)
 if [ "$profile" = test ]; then
   command -v gcc >/dev/null || need+=(gcc libc6-dev)
   command -v go >/dev/null || need+=(golang-go)

@@ -6,6 +6,7 @@ import type { CollectorCredentials, WindowUpload } from '../proto/wire.js';
 import { AgentMetrics } from './agent-metrics.js';
 import type { CaptureBackend, CapturedWindow } from './capture-types.js';
 import { createCaptureBackend, selectCaptureBackend } from './capture-select.js';
+import { Demangler } from './demangler.js';
 import { monotonicToUnixNanos } from './clock.js';
 import { prepareHost } from './host-prep.js';
 import { HotProcessTracker, type ProcessWindowSummary } from './hot-process-tracker.js';
@@ -71,6 +72,8 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const agentId = spool.agentId;
   const metrics = new AgentMetrics({ spool, capture: backend });
   const symbolizer = new Symbolizer();
+  const demangler = new Demangler({ log });
+  const demangle = (names: Iterable<string>) => demangler.demangle(names);
   const tracker = new HotProcessTracker({
     clockTicksPerSecond: clockTicksPerSecond(),
     hotThreshold: opts.hotThreshold,
@@ -96,6 +99,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         endUnixNanos,
         processComm: (pid) => processes.get(pid)?.comm,
         isHot: (pid) => hot.has(pid),
+        demangle,
       });
       const upload: WindowUpload = {
         host: opts.host,
@@ -145,6 +149,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       endUnixNanos,
       processComm: (pid) => processes.get(pid)?.comm,
       isHot: (pid) => processes.get(pid)?.hot ?? false,
+      demangle,
     });
     const upload: WindowUpload = {
       host: opts.host,

@@ -1,5 +1,6 @@
 // Turns one captured window (raw addresses) into a pprof Profile: every frame
-// symbolized, every sample labelled with pid, comm, thread and hot.
+// symbolized (C++/Rust names demangled, the mangled one kept as system_name),
+// every sample labelled with pid, comm, thread and hot.
 import type { CapturedWindow } from './capture-types.js';
 import type { FrameSpec } from '../proto/pprof-builder.js';
 import { CPU_PERIOD_TYPE, CPU_SAMPLE_TYPES, ProfileBuilder, periodNanos } from '../proto/pprof-builder.js';
@@ -18,6 +19,8 @@ export interface WindowContext {
   /** Process comm by pid; falls back to the thread name the backend saw. */
   processComm: (pid: number) => string | undefined;
   isHot: (pid: number) => boolean;
+  /** Readable forms of mangled names, given all of the window's at once; names left out stay as they are. */
+  demangle?: (names: Iterable<string>) => ReadonlyMap<string, string>;
 }
 
 export function encodeWindow(window: CapturedWindow, namer: FrameNamer, ctx: WindowContext): Profile {
@@ -30,32 +33,42 @@ export function encodeWindow(window: CapturedWindow, namer: FrameNamer, ctx: Win
   });
   const period = periodNanos(ctx.frequencyHz);
   // Stacks repeat addresses heavily; name each (pid, address, leafness) once.
-  const userIds = new Map<string, number>();
-  const kernelIds = new Map<bigint, number>();
-
-  for (const stack of window.stacks) {
-    const ids: number[] = [];
-    stack.kernel.forEach((addr) => {
-      let id = kernelIds.get(addr);
-      if (id === undefined) {
-        id = builder.location(namer.kernelFrame(addr));
-        kernelIds.set(addr, id);
-      }
-      ids.push(id);
-    });
+  const userFrames = new Map<string, FrameSpec>();
+  const kernelFrames = new Map<bigint, FrameSpec>();
+  const stacks = window.stacks.map((stack) => {
+    const frames: FrameSpec[] = [];
+    for (const addr of stack.kernel) {
+      let frame = kernelFrames.get(addr);
+      if (!frame) kernelFrames.set(addr, (frame = namer.kernelFrame(addr)));
+      frames.push(frame);
+    }
     stack.user.forEach((addr, i) => {
       // The user leaf is the interrupted instruction only when the sample hit user space.
       const isLeaf = i === 0 && stack.kernel.length === 0;
       const key = `${stack.pid}:${addr}:${isLeaf ? 1 : 0}`;
-      let id = userIds.get(key);
-      if (id === undefined) {
-        id = builder.location(namer.userFrame(stack.pid, addr, isLeaf));
-        userIds.set(key, id);
-      }
-      ids.push(id);
+      let frame = userFrames.get(key);
+      if (!frame) userFrames.set(key, (frame = namer.userFrame(stack.pid, addr, isLeaf)));
+      frames.push(frame);
     });
+    return { stack, frames };
+  });
+
+  // One demangling batch for the whole window.
+  const readable = ctx.demangle?.(new Set([...userFrames.values()].flatMap((f) => (f.functionName === null ? [] : [f.functionName])))) ?? new Map<string, string>();
+  const locationIds = new Map<FrameSpec, number>();
+  const locationOf = (frame: FrameSpec): number => {
+    let id = locationIds.get(frame);
+    if (id === undefined) {
+      const shown = frame.functionName === null ? undefined : readable.get(frame.functionName);
+      id = builder.location(shown === undefined ? frame : { ...frame, functionName: shown, systemName: frame.functionName ?? shown });
+      locationIds.set(frame, id);
+    }
+    return id;
+  };
+
+  for (const { stack, frames } of stacks) {
     const comm = ctx.processComm(stack.pid) ?? window.threadNames.get(stack.tid) ?? '';
-    builder.addSample(ids, [stack.count, stack.count * period], [
+    builder.addSample(frames.map(locationOf), [stack.count, stack.count * period], [
       { key: 'pid', num: stack.pid },
       { key: 'comm', str: comm },
       { key: 'thread', num: stack.tid },

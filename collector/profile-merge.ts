@@ -142,7 +142,7 @@ class FrameTranslator {
     if (loc.line.length === 0) return [{ address: loc.address, mapping, functionName: null }];
     return loc.line.map((line) => {
       const fn = this.functions.get(line.functionId);
-      return { address: loc.address, mapping, functionName: str(fn?.name ?? 0), fileName: str(fn?.filename ?? 0) };
+      return { address: loc.address, mapping, functionName: str(fn?.name ?? 0), systemName: str(fn?.systemName ?? fn?.name ?? 0), fileName: str(fn?.filename ?? 0) };
     });
   }
 }

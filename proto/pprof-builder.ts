@@ -17,6 +17,8 @@ export interface FrameSpec {
   mapping: MappingSpec | null;
   /** null: the frame could not be named; pprof then shows the address. */
   functionName: string | null;
+  /** The symbol as the binary has it, when functionName is its demangled form; else functionName. */
+  systemName?: string;
   fileName?: string;
 }
 
@@ -81,13 +83,12 @@ export class ProfileBuilder {
     return id;
   }
 
-  private functionId(name: string, fileName: string): number {
-    const key = `${name}\0${fileName}`;
+  private functionId(name: string, systemName: string, fileName: string): number {
+    const key = `${name}\0${systemName}\0${fileName}`;
     let id = this.functionIndex.get(key);
     if (id === undefined) {
       id = this.functions.length + 1;
-      const nameIdx = this.string(name);
-      this.functions.push({ id, name: nameIdx, systemName: nameIdx, filename: this.string(fileName), startLine: 0 });
+      this.functions.push({ id, name: this.string(name), systemName: this.string(systemName), filename: this.string(fileName), startLine: 0 });
       this.functionIndex.set(key, id);
     }
     return id;
@@ -95,12 +96,14 @@ export class ProfileBuilder {
 
   location(frame: FrameSpec): number {
     const mappingId = frame.mapping ? this.mapping(frame.mapping) : 0;
-    const key = `${mappingId}\0${frame.address}\0${frame.functionName ?? ''}`;
+    const key = `${mappingId}\0${frame.address}\0${frame.functionName ?? ''}\0${frame.systemName ?? ''}`;
     let id = this.locationIndex.get(key);
     if (id === undefined) {
       id = this.locations.length + 1;
       const line =
-        frame.functionName === null ? [] : [{ functionId: this.functionId(frame.functionName, frame.fileName ?? ''), line: 0, column: 0 }];
+        frame.functionName === null
+          ? []
+          : [{ functionId: this.functionId(frame.functionName, frame.systemName ?? frame.functionName, frame.fileName ?? ''), line: 0, column: 0 }];
       this.locations.push({ id, mappingId, address: frame.address, line, isFolded: false });
       this.locationIndex.set(key, id);
     }
