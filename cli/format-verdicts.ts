@@ -71,8 +71,11 @@ function row(e: ProcessEpisode): string[] {
   return [e.host, String(e.pid), e.comm, e.kind, e.score.toFixed(2), formatUnixNanos(e.startUnixNanos), formatUnixNanos(e.endUnixNanos), String(e.windows), e.open ? 'ongoing' : 'ended'];
 }
 
-/** `range` describes what was asked, for the heading and the nothing-found line. */
-export function formatEpisodesTable(episodes: readonly ProcessEpisode[], range: string): string {
+/**
+ * `range` describes what was asked, for the heading and the nothing-found line;
+ * `clientFlags` (e.g. ` --collector ADDR`) goes into the follow-up commands shown under each busy loop.
+ */
+export function formatEpisodesTable(episodes: readonly ProcessEpisode[], range: string, clientFlags = ''): string {
   const ordered = orderForOnCall(episodes);
   const busy = ordered.filter((e) => e.verdict === 'busy-loop');
   const working = ordered.filter((e) => e.verdict !== 'busy-loop');
@@ -87,6 +90,8 @@ export function formatEpisodesTable(episodes: readonly ProcessEpisode[], range: 
       lines.push(table[i + 1] ?? '', `    exe: ${e.exe}`, `    evidence: ${e.evidence}`);
       const recurrence = recurrenceSentence(e);
       if (recurrence) lines.push(`    ${recurrence}`);
+      lines.push(`    profile: hotloop query${clientFlags} --host ${e.host} --pid ${e.pid} --from ${formatUnixNanos(e.startUnixNanos)} --to ${formatUnixNanos(e.endUnixNanos)}`);
+      if (e.open) lines.push(`    now:     hotloop capture${clientFlags} --host ${e.host} --pid ${e.pid} --duration 30 --frequency 199`);
     });
   }
   if (working.length > 0) {

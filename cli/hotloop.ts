@@ -295,7 +295,7 @@ export function buildProgram(): Command {
       try {
         const { episodes } = await client.listEpisodes({ host: flags.host ?? '', fromUnixNanos: flags.from, toUnixNanos: flags.to });
         const range = `${flags.host ? `on ${flags.host}` : 'on any host'} between ${formatUnixNanos(flags.from)} and ${formatUnixNanos(flags.to)}`;
-        process.stdout.write(flags.json ? JSON.stringify(orderForOnCall(episodes).map(episodeJson), null, 2) + '\n' : formatEpisodesTable(episodes, range));
+        process.stdout.write(flags.json ? JSON.stringify(orderForOnCall(episodes).map(episodeJson), null, 2) + '\n' : formatEpisodesTable(episodes, range, flags.collector === DEFAULT_GRPC ? '' : ` --collector ${flags.collector}`));
       } finally {
         client.close();
       }

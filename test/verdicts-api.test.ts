@@ -295,6 +295,11 @@ test('`hotloop verdicts` and `hotloop fleet` print them, as JSON and for people'
   assert.match(lines[2] ?? '', /^spin-a\s+501\s+recv-spin\s+eagain-spin\s+0\.99\s+2023-11-14T22:13:50\.000Z\s+2023-11-14T22:14:10\.000Z\s+2\s+ongoing$/);
   assert.match(lines[4] ?? '', /^ {4}evidence: .*99% returned EAGAIN/);
   assert.equal(lines[5], '    busy-looped 2 times in 50 s; restarted each time');
+  // What to run next, with the collector that was asked.
+  assert.equal(lines[6], `    profile: hotloop query --collector ${collector.grpcAddress} --host spin-a --pid 501 --from 2023-11-14T22:13:50.000Z --to 2023-11-14T22:14:10.000Z`);
+  assert.equal(lines[7], `    now:     hotloop capture --collector ${collector.grpcAddress} --host spin-a --pid 501 --duration 30 --frequency 199`);
+  assert.match(lines[8] ?? '', /^spin-a\s+500\s+recv-spin\s+eagain-spin\s+.*\s+ended$/);
+  assert.ok(!lines.slice(9).some((l) => l.includes('hotloop capture')), 'an ended busy loop has no capture hint');
 
   const unknown = await runHotloop(['verdicts', '--collector', collector.grpcAddress, '--host', 'nope', ...CLI_RANGE]);
   assert.equal(unknown.code, 1);
