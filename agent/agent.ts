@@ -2,7 +2,7 @@
 import type { Logger } from 'pino';
 import { startHttpServer } from '../collector/http-server.js';
 import { encodeProfileGz } from '../proto/pprof.js';
-import type { CollectorCredentials, WindowUpload } from '../proto/wire.js';
+import type { CollectorCredentials, ProcessInfo, WindowUpload } from '../proto/wire.js';
 import { AgentMetrics } from './agent-metrics.js';
 import type { CaptureBackend, CapturedWindow } from './capture-types.js';
 import { createCaptureBackend, selectCaptureBackend } from './capture-select.js';
@@ -73,7 +73,6 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const metrics = new AgentMetrics({ spool, capture: backend });
   const symbolizer = new Symbolizer();
   const demangler = new Demangler({ log });
-  const demangle = (names: Iterable<string>) => demangler.demangle(names);
   const tracker = new HotProcessTracker({
     clockTicksPerSecond: clockTicksPerSecond(),
     hotThreshold: opts.hotThreshold,
@@ -89,29 +88,15 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     reportFailure: (requestId, reason) => uploader.reportCaptureFailure(requestId, reason),
     deliver: (request, window) => {
       const endUnixNanos = monotonicToUnixNanos(window.endMonotonicNs);
-      const startUnixNanos = endUnixNanos - BigInt(request.durationSeconds) * 1_000_000_000n;
       const hot = new Set(tracker.currentlyHot().map((p) => p.pid));
       const processes = describeProcesses(window, new Map(), tracker);
       for (const p of processes.values()) p.hot = hot.has(p.pid);
-      const profile = encodeWindow(window, symbolizer, {
+      const upload = encodeAndSend(window, processes, {
         frequencyHz: request.frequencyHz,
-        startUnixNanos,
+        startUnixNanos: endUnixNanos - BigInt(request.durationSeconds) * 1_000_000_000n,
         endUnixNanos,
-        processComm: (pid) => processes.get(pid)?.comm,
-        isHot: (pid) => hot.has(pid),
-        demangle,
+        extra: { captureRequestId: request.requestId },
       });
-      const upload: WindowUpload = {
-        host: opts.host,
-        agentId,
-        seq: spool.allocateSeq(),
-        startUnixNanos,
-        endUnixNanos,
-        pprofGz: encodeProfileGz(profile),
-        processes: [...processes.values()],
-        captureRequestId: request.requestId,
-      };
-      uploader.enqueue(upload);
       log.info({ requestId: request.requestId, seq: upload.seq, bytes: upload.pprofGz.length }, 'on-demand capture queued for upload');
     },
   });
@@ -126,6 +111,34 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     onCaptureRequest: (request) => onDemand.run(request),
     credentials: opts.credentials,
   });
+
+  /** Symbolizes and encodes a window, then spools and sends it. */
+  const encodeAndSend = (
+    window: CapturedWindow,
+    processes: Map<number, ProcessInfo>,
+    w: { frequencyHz: number; startUnixNanos: bigint; endUnixNanos: bigint; extra: Pick<WindowUpload, 'cost' | 'captureRequestId'> },
+  ): WindowUpload => {
+    const profile = encodeWindow(window, symbolizer, {
+      frequencyHz: w.frequencyHz,
+      startUnixNanos: w.startUnixNanos,
+      endUnixNanos: w.endUnixNanos,
+      processComm: (pid) => processes.get(pid)?.comm,
+      isHot: (pid) => processes.get(pid)?.hot ?? false,
+      demangle: (names) => demangler.demangle(names),
+    });
+    const upload: WindowUpload = {
+      host: opts.host,
+      agentId,
+      seq: spool.allocateSeq(),
+      startUnixNanos: w.startUnixNanos,
+      endUnixNanos: w.endUnixNanos,
+      pprofGz: encodeProfileGz(profile),
+      processes: [...processes.values()],
+      ...w.extra,
+    };
+    uploader.enqueue(upload);
+    return upload;
+  };
 
   let lastEndUnixNanos: bigint | null = null;
 
@@ -143,25 +156,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       const p = processes.get(pid);
       if (p) p.signals = { ...s, spinHintShare: spinHintShare(pid, window.stacks, readProcessMemory) };
     }
-    const profile = encodeWindow(window, symbolizer, {
-      frequencyHz: opts.frequencyHz,
-      startUnixNanos,
-      endUnixNanos,
-      processComm: (pid) => processes.get(pid)?.comm,
-      isHot: (pid) => processes.get(pid)?.hot ?? false,
-      demangle,
-    });
-    const upload: WindowUpload = {
-      host: opts.host,
-      agentId,
-      seq: spool.allocateSeq(),
-      startUnixNanos,
-      endUnixNanos,
-      pprofGz: encodeProfileGz(profile),
-      processes: [...processes.values()],
-      cost: selfCost.endWindow(windowSignals.cpuSeconds),
-    };
-    uploader.enqueue(upload);
+    const upload = encodeAndSend(window, processes, { frequencyHz: opts.frequencyHz, startUnixNanos, endUnixNanos, extra: { cost: selfCost.endWindow(windowSignals.cpuSeconds) } });
     metrics.windowCaptured();
     const keep = tracker.livePids();
     if (onDemand.targetPid !== undefined) keep.add(onDemand.targetPid);
