@@ -26,12 +26,16 @@ export class CaptureError extends Error {
   }
 }
 
+/** How a capture request ended, as counted on /metrics. */
+export type CaptureOutcome = 'delivered' | 'agent-failed' | 'timed-out' | 'no-agent' | 'shut-down';
+
 export interface CaptureBrokerOptions {
   /** The agent whose stream is open for this host, if any. */
   agentFor(host: string): ConnectedAgent | undefined;
   log: Logger;
   /** Added to the capture's duration: bpftrace start-up, symbolization, upload. */
   graceMs?: number;
+  onOutcome?: (outcome: CaptureOutcome) => void;
 }
 
 interface PendingCapture {
@@ -59,12 +63,15 @@ export class CaptureBroker {
   /** Resolves with the stored capture; the request's numbers must already be in range. */
   request(req: RequestCaptureRequest): Promise<CaptureResult> {
     const agent = this.opts.agentFor(req.host);
-    if (!agent) return Promise.reject(new CaptureError(grpc.status.FAILED_PRECONDITION, `no agent of host ${req.host} is connected, so it cannot be asked for a capture`));
+    if (!agent) {
+      this.opts.onOutcome?.('no-agent');
+      return Promise.reject(new CaptureError(grpc.status.FAILED_PRECONDITION, `no agent of host ${req.host} is connected, so it cannot be asked for a capture`));
+    }
     const requestId = randomUUID();
     return new Promise<CaptureResult>((resolve, reject) => {
       const waitMs = req.durationSeconds * 1000 + this.graceMs;
       const timer = setTimeout(() => {
-        this.settle(requestId)?.reject(
+        this.settle(requestId, 'timed-out')?.reject(
           new CaptureError(
             grpc.status.DEADLINE_EXCEEDED,
             `capture ${requestId} of host ${req.host} did not arrive within ${Math.round(waitMs / 1000)} s; if the agent is still running it, ` +
@@ -77,7 +84,7 @@ export class CaptureBroker {
         capture: { requestId, program: CaptureProgram.ONCPU, durationSeconds: req.durationSeconds, frequencyHz: req.frequencyHz, pid: req.pid },
       });
       if (!sent) {
-        this.settle(requestId)?.reject(new CaptureError(grpc.status.FAILED_PRECONDITION, `the stream of host ${req.host}'s agent closed before the capture request could be sent`));
+        this.settle(requestId, 'no-agent')?.reject(new CaptureError(grpc.status.FAILED_PRECONDITION, `the stream of host ${req.host}'s agent closed before the capture request could be sent`));
         return;
       }
       this.opts.log.info({ requestId, host: req.host, agent: agent.agentId, durationSeconds: req.durationSeconds, frequencyHz: req.frequencyHz, pid: req.pid }, 'capture requested');
@@ -88,7 +95,7 @@ export class CaptureBroker {
   captureStored(host: string, result: CaptureResult): void {
     const waiting = this.pending.get(result.requestId);
     if (!waiting || waiting.host !== host) return;
-    this.settle(result.requestId)?.resolve(result);
+    this.settle(result.requestId, 'delivered')?.resolve(result);
   }
 
   /** The agent of `host` says it could not run the request. */
@@ -97,21 +104,22 @@ export class CaptureBroker {
     // Only the host the request went to may fail it.
     if (!waiting || waiting.host !== host) return;
     this.opts.log.warn({ requestId, host, reason }, 'agent could not run capture');
-    this.settle(requestId)?.reject(new CaptureError(grpc.status.FAILED_PRECONDITION, `the agent of host ${host} could not run the capture: ${reason}`));
+    this.settle(requestId, 'agent-failed')?.reject(new CaptureError(grpc.status.FAILED_PRECONDITION, `the agent of host ${host} could not run the capture: ${reason}`));
   }
 
   /** Fails every waiting call, so a shutdown does not wait for captures. */
   close(): void {
     for (const requestId of [...this.pending.keys()]) {
-      this.settle(requestId)?.reject(new CaptureError(grpc.status.UNAVAILABLE, `collector is shutting down; capture ${requestId} was not waited for`));
+      this.settle(requestId, 'shut-down')?.reject(new CaptureError(grpc.status.UNAVAILABLE, `collector is shutting down; capture ${requestId} was not waited for`));
     }
   }
 
-  private settle(requestId: string): PendingCapture | undefined {
+  private settle(requestId: string, outcome: CaptureOutcome): PendingCapture | undefined {
     const waiting = this.pending.get(requestId);
     if (!waiting) return undefined;
     clearTimeout(waiting.timer);
     this.pending.delete(requestId);
+    this.opts.onOutcome?.(outcome);
     return waiting;
   }
 }

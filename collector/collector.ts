@@ -80,7 +80,11 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
   metrics.observeEpisodes(await store.openEpisodes());
   const episodes = new EpisodeTracker({ store, onChange: (changed) => metrics.observeEpisodes(changed) });
   // The broker reaches agents through the gateway, which tells it what they upload.
-  const captures: CaptureBroker = new CaptureBroker({ agentFor: (host) => gateway.connectedAgents().get(host), log: log.child({ component: 'captures' }) });
+  const captures: CaptureBroker = new CaptureBroker({
+    agentFor: (host) => gateway.connectedAgents().get(host),
+    log: log.child({ component: 'captures' }),
+    onOutcome: (outcome) => metrics.captureEnded(outcome),
+  });
   const gateway = new AgentGateway({
     store,
     episodes,

@@ -3,6 +3,7 @@
 // A registry of its own (not prom-client's global one), so two collectors in
 // one process (tests) do not share series.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { CaptureOutcome } from './capture-broker.js';
 import { isReportedBusyLoop } from './episode-tracker.js';
 import type { Episode } from './verdict-types.js';
 
@@ -34,8 +35,15 @@ export class CollectorMetrics {
   });
   private readonly retentionDeleted = new Counter({
     name: 'hotloop_collector_retention_deleted_total',
-    help: 'Rows deleted for being older than --retention, by kind (windows, episodes)',
+    help: 'Rows deleted for being older than --retention, by kind (windows, captures, episodes)',
     labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly captures = new Counter({
+    name: 'hotloop_collector_captures_total',
+    help: 'On-demand capture requests, by how they ended (delivered, agent-failed, timed-out, no-agent, shut-down)',
+    labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
 
@@ -51,6 +59,10 @@ export class CollectorMetrics {
   windowStored(seconds: number, duplicate: boolean): void {
     this.ingested.inc({ result: duplicate ? 'duplicate' : 'stored' });
     this.storeLatency.observe(seconds);
+  }
+
+  captureEnded(outcome: CaptureOutcome): void {
+    this.captures.inc({ outcome });
   }
 
   uploadRejected(reason: string): void {

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import type { ConnectedAgent } from '../collector/agent-gateway.js';
-import { CaptureBroker, CaptureError, type CaptureResult } from '../collector/capture-broker.js';
+import { CaptureBroker, CaptureError, type CaptureOutcome, type CaptureResult } from '../collector/capture-broker.js';
 import type { CaptureRequest, CollectorMessage } from '../proto/wire.js';
 
 const silent = pino({ level: 'silent' });
@@ -30,7 +30,8 @@ const result = (requestId: string): CaptureResult => ({ requestId, pprofGz: Buff
 
 test('the stored capture of the host it was sent to answers the call; another host\'s report does not', async () => {
   const web = recordingAgent('web-1');
-  const broker = new CaptureBroker({ agentFor: (h) => (h === 'web-1' ? web : undefined), log: silent });
+  const outcomes: CaptureOutcome[] = [];
+  const broker = new CaptureBroker({ agentFor: (h) => (h === 'web-1' ? web : undefined), log: silent, onOutcome: (o) => outcomes.push(o) });
   const call = broker.request({ host: 'web-1', durationSeconds: 5, frequencyHz: 99, pid: 42 });
   const [sent] = web.sent;
   assert.ok(sent);
@@ -41,6 +42,8 @@ test('the stored capture of the host it was sent to answers the call; another ho
   broker.captureStored('web-1', result(sent.requestId));
   assert.deepEqual(await call, result(sent.requestId));
   assert.equal(broker.waiting, 0);
+  broker.captureStored('web-1', result(sent.requestId));
+  assert.deepEqual(outcomes, ['delivered'], 'counted once, however often the upload is reported');
 });
 
 test('an agent\'s failure report fails the call with its reason', async () => {
@@ -56,23 +59,26 @@ test('an agent\'s failure report fails the call with its reason', async () => {
 });
 
 test('no connected agent, a closed stream, silence past the deadline and shutdown each fail the call with a reason', async () => {
-  const none = new CaptureBroker({ agentFor: () => undefined, log: silent });
+  const outcomes: CaptureOutcome[] = [];
+  const onOutcome = (o: CaptureOutcome) => outcomes.push(o);
+  const none = new CaptureBroker({ agentFor: () => undefined, log: silent, onOutcome });
   await assert.rejects(none.request({ host: 'gone', durationSeconds: 1, frequencyHz: 99, pid: 0 }), /no agent of host gone is connected/);
 
-  const closed = new CaptureBroker({ agentFor: () => recordingAgent('web-1', false), log: silent });
+  const closed = new CaptureBroker({ agentFor: () => recordingAgent('web-1', false), log: silent, onOutcome });
   await assert.rejects(closed.request({ host: 'web-1', durationSeconds: 1, frequencyHz: 99, pid: 0 }), /stream of host web-1's agent closed/);
   assert.equal(closed.waiting, 0);
 
   const silentAgent = recordingAgent('web-1');
-  const slow = new CaptureBroker({ agentFor: () => silentAgent, log: silent, graceMs: 10 });
+  const slow = new CaptureBroker({ agentFor: () => silentAgent, log: silent, graceMs: 10, onOutcome });
   await assert.rejects(slow.request({ host: 'web-1', durationSeconds: 1, frequencyHz: 99, pid: 0 }), (err: CaptureError) => {
     assert.equal(err.code, grpc.status.DEADLINE_EXCEEDED);
     assert.match(err.message, new RegExp(`capture ${silentAgent.sent[0]?.requestId} of host web-1 did not arrive within 1 s; .*hotloop query --host web-1 --capture`));
     return true;
   });
 
-  const stopping = new CaptureBroker({ agentFor: () => recordingAgent('web-1'), log: silent });
+  const stopping = new CaptureBroker({ agentFor: () => recordingAgent('web-1'), log: silent, onOutcome });
   const waiting = stopping.request({ host: 'web-1', durationSeconds: 300, frequencyHz: 99, pid: 0 });
   stopping.close();
   await assert.rejects(waiting, (err: CaptureError) => err.code === grpc.status.UNAVAILABLE && /shutting down/.test(err.message));
+  assert.deepEqual(outcomes, ['no-agent', 'no-agent', 'timed-out', 'shut-down']);
 });

@@ -10,12 +10,13 @@ import { after, before, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import Database from 'better-sqlite3';
 import { newQueryClient, type RequestCaptureRequest } from '../proto/wire.js';
-import { capturedSeqs, logLines, storedWindows } from './helpers/durability.js';
+import { capturedSeqs, logLines, scrapeMetric, storedWindows } from './helpers/durability.js';
 import { compileC, freePort, repoRoot, runHotloop, startHotloop, stopProcess, tempDir, waitFor } from './helpers/processes.js';
 
 const host = `capture-${process.pid}`;
 const data = tempDir('capture-data');
 let grpcAddress = '';
+let collectorHttp = '';
 let collector: ChildProcess;
 let agent: { child: ChildProcess; logs: () => string };
 let spinner: ChildProcess;
@@ -25,7 +26,8 @@ before(async () => {
   const bin = compileC(readFileSync(path.join(repoRoot, 'test/workloads/spin.c'), 'utf8'), 'spin', ['-O0']);
   spinner = spawn(bin, [], { stdio: 'ignore' });
   grpcAddress = `127.0.0.1:${await freePort()}`;
-  collector = startHotloop(['collector', '--grpc', grpcAddress, '--http', `127.0.0.1:${await freePort()}`, '--data', data]).child;
+  collectorHttp = `127.0.0.1:${await freePort()}`;
+  collector = startHotloop(['collector', '--grpc', grpcAddress, '--http', collectorHttp, '--data', data]).child;
   agent = startHotloop(['agent', '--spool', tempDir('capture-spool'), '--http', '127.0.0.1:0', '--collector', grpcAddress, '--host', host, '--window', '5']);
   // A stored window means the agent's stream is open.
   await waitFor('a first window from the agent', () => (storedWindows(data, host).length > 0 ? true : undefined));
@@ -81,6 +83,7 @@ test('a capture of one pid returns that process\'s stacks, stored apart from the
     db.close();
   }
   assert.ok(!storedWindows(data, host).some((w) => w.seq === Number(queued.seq)));
+  assert.equal(await scrapeMetric(collectorHttp, 'hotloop_collector_captures_total{outcome="delivered"}'), 1, 'counted on the collector\'s /metrics');
 });
 
 test('a capture of a pid that is not running, or of a host without an agent, is refused with the reason', { timeout: 60_000 }, async () => {
@@ -91,6 +94,8 @@ test('a capture of a pid that is not running, or of a host without an agent, is 
   const nobody = await runHotloop(['capture', '--collector', grpcAddress, '--host', 'no-such-host', '--duration', '1']);
   assert.equal(nobody.code, 1);
   assert.match(nobody.stderr, /no agent of host no-such-host is connected/);
+  assert.equal(await scrapeMetric(collectorHttp, 'hotloop_collector_captures_total{outcome="agent-failed"}'), 1);
+  assert.equal(await scrapeMetric(collectorHttp, 'hotloop_collector_captures_total{outcome="no-agent"}'), 1);
 
   const unknown = await runHotloop(['query', '--collector', grpcAddress, '--host', host, '--capture', 'not-a-capture']);
   assert.equal(unknown.code, 1);
