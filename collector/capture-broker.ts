@@ -6,6 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { CaptureProgram, type RequestCaptureRequest } from '../proto/wire.js';
 import type { ConnectedAgent } from './agent-gateway.js';
+import { StatusError } from './status-error.js';
 
 /** The capture's upload as the gateway stored it. */
 export interface CaptureResult {
@@ -14,16 +15,6 @@ export interface CaptureResult {
   samples: number;
   startUnixNanos: bigint;
   endUnixNanos: bigint;
-}
-
-/** A capture that did not come back, with the status to report to the caller. */
-export class CaptureError extends Error {
-  constructor(
-    readonly code: grpc.status,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 /** How a capture request ended, as counted on /metrics. */
@@ -41,7 +32,7 @@ export interface CaptureBrokerOptions {
 interface PendingCapture {
   host: string;
   resolve(result: CaptureResult): void;
-  reject(err: CaptureError): void;
+  reject(err: StatusError): void;
   timer: NodeJS.Timeout;
 }
 
@@ -65,14 +56,14 @@ export class CaptureBroker {
     const agent = this.opts.agentFor(req.host);
     if (!agent) {
       this.opts.onOutcome?.('no-agent');
-      return Promise.reject(new CaptureError(grpc.status.FAILED_PRECONDITION, `no agent of host ${req.host} is connected, so it cannot be asked for a capture`));
+      return Promise.reject(new StatusError(grpc.status.FAILED_PRECONDITION, `no agent of host ${req.host} is connected, so it cannot be asked for a capture`));
     }
     const requestId = randomUUID();
     return new Promise<CaptureResult>((resolve, reject) => {
       const waitMs = req.durationSeconds * 1000 + this.graceMs;
       const timer = setTimeout(() => {
         this.settle(requestId, 'timed-out')?.reject(
-          new CaptureError(
+          new StatusError(
             grpc.status.DEADLINE_EXCEEDED,
             `capture ${requestId} of host ${req.host} did not arrive within ${Math.round(waitMs / 1000)} s; if the agent is still running it, ` +
               `\`hotloop query --host ${req.host} --capture ${requestId}\` fetches it later`,
@@ -84,7 +75,7 @@ export class CaptureBroker {
         capture: { requestId, program: CaptureProgram.ONCPU, durationSeconds: req.durationSeconds, frequencyHz: req.frequencyHz, pid: req.pid },
       });
       if (!sent) {
-        this.settle(requestId, 'no-agent')?.reject(new CaptureError(grpc.status.FAILED_PRECONDITION, `the stream of host ${req.host}'s agent closed before the capture request could be sent`));
+        this.settle(requestId, 'no-agent')?.reject(new StatusError(grpc.status.FAILED_PRECONDITION, `the stream of host ${req.host}'s agent closed before the capture request could be sent`));
         return;
       }
       this.opts.log.info({ requestId, host: req.host, agent: agent.agentId, durationSeconds: req.durationSeconds, frequencyHz: req.frequencyHz, pid: req.pid }, 'capture requested');
@@ -104,13 +95,13 @@ export class CaptureBroker {
     // Only the host the request went to may fail it.
     if (!waiting || waiting.host !== host) return;
     this.opts.log.warn({ requestId, host, reason }, 'agent could not run capture');
-    this.settle(requestId, 'agent-failed')?.reject(new CaptureError(grpc.status.FAILED_PRECONDITION, `the agent of host ${host} could not run the capture: ${reason}`));
+    this.settle(requestId, 'agent-failed')?.reject(new StatusError(grpc.status.FAILED_PRECONDITION, `the agent of host ${host} could not run the capture: ${reason}`));
   }
 
   /** Fails every waiting call, so a shutdown does not wait for captures. */
   close(): void {
     for (const requestId of [...this.pending.keys()]) {
-      this.settle(requestId, 'shut-down')?.reject(new CaptureError(grpc.status.UNAVAILABLE, `collector is shutting down; capture ${requestId} was not waited for`));
+      this.settle(requestId, 'shut-down')?.reject(new StatusError(grpc.status.UNAVAILABLE, `collector is shutting down; capture ${requestId} was not waited for`));
     }
   }
 

@@ -18,9 +18,10 @@ import {
   type RequestCaptureRequest,
   type RequestCaptureResponse,
 } from '../proto/wire.js';
-import { CaptureError, type CaptureBroker } from './capture-broker.js';
+import type { CaptureBroker } from './capture-broker.js';
 import { MIN_BUSY_LOOP_WINDOWS } from './episode-tracker.js';
 import { ProfileMerger } from './profile-merge.js';
+import { StatusError } from './status-error.js';
 import type { ProfileStore, StoredWindow } from './store.js';
 
 export interface QueryApiOptions {
@@ -39,16 +40,6 @@ export const RECURRENCE_LOOKBACK_NS = 24n * 3600n * 1_000_000_000n;
 /** Hosts named in an unknown-host error; a fleet's full list would drown the message. */
 const KNOWN_HOSTS_SHOWN = 10;
 
-/** A failure to report to the caller with this status and message. */
-class QueryError extends Error {
-  constructor(
-    readonly code: grpc.status,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 /** Handlers to register with `server.addService(queryService, ...)`. */
 export function queryApi(opts: QueryApiOptions): grpc.UntypedServiceImplementation {
   return {
@@ -65,7 +56,7 @@ function unary<Req, Res>(log: Logger, name: string, handle: (req: Req) => Promis
     handle(call.request).then(
       (res) => callback(null, res),
       (err: unknown) => {
-        if (err instanceof QueryError || err instanceof CaptureError) {
+        if (err instanceof StatusError) {
           callback({ code: err.code, details: err.message });
           return;
         }
@@ -78,37 +69,37 @@ function unary<Req, Res>(log: Logger, name: string, handle: (req: Req) => Promis
 
 function checkRange(req: { fromUnixNanos: bigint; toUnixNanos: bigint }): void {
   if (req.toUnixNanos < req.fromUnixNanos) {
-    throw new QueryError(grpc.status.INVALID_ARGUMENT, `range ends (${formatNs(req.toUnixNanos)}) before it starts (${formatNs(req.fromUnixNanos)})`);
+    throw new StatusError(grpc.status.INVALID_ARGUMENT, `range ends (${formatNs(req.toUnixNanos)}) before it starts (${formatNs(req.fromUnixNanos)})`);
   }
 }
 
 async function queryProfile(store: ProfileStore, req: QueryProfileRequest): Promise<QueryProfileResponse> {
-  if (!req.host) throw new QueryError(grpc.status.INVALID_ARGUMENT, 'host is required');
+  if (!req.host) throw new StatusError(grpc.status.INVALID_ARGUMENT, 'host is required');
   const captureId = req.captureRequestId ?? '';
   if (captureId === '') checkRange(req);
   const merger = new ProfileMerger({ pid: req.pid, comm: req.comm });
   let what: string;
   if (captureId !== '') {
     const capture = await store.captureFor(req.host, captureId);
-    if (!capture) throw new QueryError(grpc.status.NOT_FOUND, `host ${req.host} has no stored capture ${captureId} (still running, never made, or past retention)`);
+    if (!capture) throw new StatusError(grpc.status.NOT_FOUND, `host ${req.host} has no stored capture ${captureId} (still running, never made, or past retention)`);
     merger.add(decodeStored(capture, `capture ${captureId}`), { startNs: capture.startNs, endNs: capture.endNs });
     what = `capture ${captureId}`;
   } else {
-    if (!(await store.hasHost(req.host))) throw new QueryError(grpc.status.NOT_FOUND, await unknownHostMessage(store, req.host));
+    if (!(await store.hasHost(req.host))) throw new StatusError(grpc.status.NOT_FOUND, await unknownHostMessage(store, req.host));
     const range = `[${formatNs(req.fromUnixNanos)}, ${formatNs(req.toUnixNanos)}]`;
     let overlapping = 0;
     for await (const w of store.windowsFor(req.host, req.fromUnixNanos, req.toUnixNanos)) {
       overlapping++;
       merger.add(decodeStored(w, `window ${w.id}`), { startNs: w.startNs, endNs: w.endNs });
     }
-    if (overlapping === 0) throw new QueryError(grpc.status.NOT_FOUND, `host ${req.host} has no windows in ${range}`);
+    if (overlapping === 0) throw new StatusError(grpc.status.NOT_FOUND, `host ${req.host} has no windows in ${range}`);
     what = `${overlapping} windows in ${range}`;
   }
   const merged = merger.result();
-  if (!merged) throw new QueryError(grpc.status.NOT_FOUND, `host ${req.host} has ${what} but no samples of ${describeFilter(req)}`);
+  if (!merged) throw new StatusError(grpc.status.NOT_FOUND, `host ${req.host} has ${what} but no samples of ${describeFilter(req)}`);
   const pprofGz = encodeProfileGz(merged);
   if (pprofGz.length > MAX_MESSAGE_BYTES) {
-    throw new QueryError(
+    throw new StatusError(
       grpc.status.RESOURCE_EXHAUSTED,
       `merged profile is ${pprofGz.length} bytes, over the ${MAX_MESSAGE_BYTES}-byte message limit; narrow the range or filter by pid/comm`,
     );
@@ -121,20 +112,20 @@ function decodeStored(w: StoredWindow, name: string): Profile {
     return decodeProfile(w.pprofGz);
   } catch (err) {
     // Uploads are validated before they are stored, so this is corruption at rest.
-    throw new QueryError(grpc.status.DATA_LOSS, `stored ${name} (agent ${w.agentId} seq ${w.seq}) is unreadable: ${err instanceof Error ? err.message : String(err)}`);
+    throw new StatusError(grpc.status.DATA_LOSS, `stored ${name} (agent ${w.agentId} seq ${w.seq}) is unreadable: ${err instanceof Error ? err.message : String(err)}`);
   }
 }
 
 async function requestCapture(captures: Pick<CaptureBroker, 'request'>, req: RequestCaptureRequest): Promise<RequestCaptureResponse> {
-  if (!req.host) throw new QueryError(grpc.status.INVALID_ARGUMENT, 'host is required');
+  if (!req.host) throw new StatusError(grpc.status.INVALID_ARGUMENT, 'host is required');
   const problem = captureNumbersProblem(req);
-  if (problem) throw new QueryError(grpc.status.INVALID_ARGUMENT, problem);
+  if (problem) throw new StatusError(grpc.status.INVALID_ARGUMENT, problem);
   return captures.request(req);
 }
 
 async function listEpisodes(store: ProfileStore, req: ListEpisodesRequest): Promise<ListEpisodesResponse> {
   checkRange(req);
-  if (req.host && !(await store.hasHost(req.host))) throw new QueryError(grpc.status.NOT_FOUND, await unknownHostMessage(store, req.host));
+  if (req.host && !(await store.hasHost(req.host))) throw new StatusError(grpc.status.NOT_FOUND, await unknownHostMessage(store, req.host));
   const episodes = await store.episodesIn({
     host: req.host,
     fromNs: req.fromUnixNanos,

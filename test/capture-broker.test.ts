@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import type { ConnectedAgent } from '../collector/agent-gateway.js';
-import { CaptureBroker, CaptureError, type CaptureOutcome, type CaptureResult } from '../collector/capture-broker.js';
+import { CaptureBroker, type CaptureOutcome, type CaptureResult } from '../collector/capture-broker.js';
+import type { StatusError } from '../collector/status-error.js';
 import type { CaptureRequest, CollectorMessage } from '../proto/wire.js';
 
 const silent = pino({ level: 'silent' });
@@ -51,7 +52,7 @@ test('an agent\'s failure report fails the call with its reason', async () => {
   const broker = new CaptureBroker({ agentFor: () => web, log: silent });
   const call = broker.request({ host: 'web-1', durationSeconds: 5, frequencyHz: 99, pid: 0 });
   broker.captureFailed('web-1', web.sent[0]?.requestId ?? '', 'pid 42 is not running on this host');
-  await assert.rejects(call, (err: CaptureError) => {
+  await assert.rejects(call, (err: StatusError) => {
     assert.equal(err.code, grpc.status.FAILED_PRECONDITION);
     assert.equal(err.message, 'the agent of host web-1 could not run the capture: pid 42 is not running on this host');
     return true;
@@ -70,7 +71,7 @@ test('no connected agent, a closed stream, silence past the deadline and shutdow
 
   const silentAgent = recordingAgent('web-1');
   const slow = new CaptureBroker({ agentFor: () => silentAgent, log: silent, graceMs: 10, onOutcome });
-  await assert.rejects(slow.request({ host: 'web-1', durationSeconds: 1, frequencyHz: 99, pid: 0 }), (err: CaptureError) => {
+  await assert.rejects(slow.request({ host: 'web-1', durationSeconds: 1, frequencyHz: 99, pid: 0 }), (err: StatusError) => {
     assert.equal(err.code, grpc.status.DEADLINE_EXCEEDED);
     assert.match(err.message, new RegExp(`capture ${silentAgent.sent[0]?.requestId} of host web-1 did not arrive within 1 s; .*hotloop query --host web-1 --capture`));
     return true;
@@ -79,6 +80,6 @@ test('no connected agent, a closed stream, silence past the deadline and shutdow
   const stopping = new CaptureBroker({ agentFor: () => recordingAgent('web-1'), log: silent, onOutcome });
   const waiting = stopping.request({ host: 'web-1', durationSeconds: 300, frequencyHz: 99, pid: 0 });
   stopping.close();
-  await assert.rejects(waiting, (err: CaptureError) => err.code === grpc.status.UNAVAILABLE && /shutting down/.test(err.message));
+  await assert.rejects(waiting, (err: StatusError) => err.code === grpc.status.UNAVAILABLE && /shutting down/.test(err.message));
   assert.deepEqual(outcomes, ['no-agent', 'no-agent', 'timed-out', 'shut-down']);
 });
