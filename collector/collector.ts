@@ -13,6 +13,7 @@ import { startHttpServer } from './http-server.js';
 import { formatListenAddress, parseListenAddress } from './listen-address.js';
 import { checkListenPolicy } from './listen-policy.js';
 import { CollectorMetrics } from './metrics.js';
+import { PeriodicTask } from './periodic-task.js';
 import { queryApi } from './query-api.js';
 import { DEFAULT_RETENTION_NS, Retention } from './retention.js';
 import { serverCredentials, type ServerTls } from './server-credentials.js';
@@ -120,19 +121,17 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
   });
   retention.start();
   const silentCheck = opts.silentHostCheck ?? DEFAULT_SILENT_HOST_CHECK;
-  let silentRun: Promise<void> = Promise.resolve();
-  const expireSilentHosts = (): void => {
-    silentRun = episodes
-      .expireSilentHosts(BigInt(Date.now()) * 1_000_000n, (host) => gateway.connectedAgents().has(host))
-      .then((closed) => {
-        if (closed.length > 0) log.info({ episodes: closed.map((e) => `${e.host}/${e.comm}/${e.pid}`) }, 'closed the open episodes of hosts that went silent');
-      })
-      .catch((err: unknown) => log.error({ err }, 'closing the episodes of silent hosts failed'));
-  };
-  let silentTimer = setTimeout(function check() {
-    expireSilentHosts();
-    silentTimer = setTimeout(check, silentCheck.everyMs).unref();
-  }, silentCheck.firstAfterMs).unref();
+  const silentHosts = new PeriodicTask({
+    run: async () => {
+      const closed = await episodes.expireSilentHosts(BigInt(Date.now()) * 1_000_000n, (host) => gateway.connectedAgents().has(host));
+      if (closed.length > 0) log.info({ episodes: closed.map((e) => `${e.host}/${e.comm}/${e.pid}`) }, 'closed the open episodes of hosts that went silent');
+    },
+    firstAfterMs: silentCheck.firstAfterMs,
+    everyMs: silentCheck.everyMs,
+    log,
+    failureMessage: 'closing the episodes of silent hosts failed',
+  });
+  silentHosts.start();
   log.info({ grpc: grpcAddress, http: http.address, db: dbFile, retentionSeconds: Number((opts.retentionNs ?? DEFAULT_RETENTION_NS) / 1_000_000_000n), auth: tokens !== null, tls: tls !== undefined, mutualTls: tls?.clientCa !== undefined }, 'collector started');
 
   return {
@@ -147,8 +146,7 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
       await gateway.close();
       await drained;
       await http.close();
-      clearTimeout(silentTimer);
-      await silentRun;
+      await silentHosts.stop();
       await retention.stop();
       await store.close();
       log.info('collector stopped');

@@ -4,6 +4,7 @@
 // one batch, never for a whole sweep. Freed pages are reused by new windows.
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import { PeriodicTask } from './periodic-task.js';
 import type { ProfileStore, RetentionBatch } from './store.js';
 
 export const DEFAULT_RETENTION_NS = 7n * 24n * 3600n * 1_000_000_000n;
@@ -28,23 +29,28 @@ export interface RetentionOptions {
 }
 
 export class Retention {
-  private timer: NodeJS.Timeout | undefined;
+  private readonly schedule: PeriodicTask;
   private sweeping: Promise<RetentionBatch> | undefined;
   private stopped = false;
-  private readonly intervalMs: number;
   private readonly batchRows: number;
   private readonly nowNs: () => bigint;
 
   constructor(private readonly opts: RetentionOptions) {
     if (opts.maxAgeNs <= 0n) throw new Error(`retention must be positive, not ${opts.maxAgeNs} ns`);
-    this.intervalMs = opts.intervalMs ?? DEFAULT_INTERVAL_MS;
     this.batchRows = opts.batchRows ?? DEFAULT_BATCH_ROWS;
     this.nowNs = opts.nowNs ?? (() => BigInt(Date.now()) * 1_000_000n);
+    this.schedule = new PeriodicTask({
+      run: () => this.sweep(),
+      firstAfterMs: FIRST_SWEEP_DELAY_MS,
+      everyMs: opts.intervalMs ?? DEFAULT_INTERVAL_MS,
+      log: opts.log,
+      failureMessage: 'retention sweep failed; retrying at the next interval',
+    });
   }
 
   /** Sweeps a minute after startup and then every interval. */
   start(): void {
-    this.schedule(FIRST_SWEEP_DELAY_MS);
+    this.schedule.start();
   }
 
   /** Deletes everything older than the retention, batch by batch; resolves with the totals. */
@@ -58,18 +64,8 @@ export class Retention {
   /** Stops scheduling and waits for the batch in progress, so the store can be closed after. */
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.timer);
+    await this.schedule.stop();
     await this.sweeping?.catch(() => undefined);
-  }
-
-  private schedule(delayMs: number): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.sweep()
-        .catch((err: unknown) => this.opts.log.error({ err }, 'retention sweep failed; retrying at the next interval'))
-        .finally(() => this.schedule(this.intervalMs));
-    }, delayMs);
-    this.timer.unref();
   }
 
   private async deleteOldRows(): Promise<RetentionBatch> {
