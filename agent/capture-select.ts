@@ -67,7 +67,8 @@ export function selectCaptureBackend(opts: CaptureSelectOptions): SupervisedCapt
 
 /** A backend of a kind already selected on this host, for another capture (an on-demand one) with its own settings. */
 export function createCaptureBackend(name: CaptureBackendName, settings: CaptureSettings, log: Logger): SupervisedCaptureBackend {
-  return CANDIDATES[name].create(validateCaptureSettings(settings), log);
+  // The backend's constructor checks the settings.
+  return CANDIDATES[name].create(settings, log);
 }
 
 /** Why the backend cannot run here, or undefined when its probe succeeded. */

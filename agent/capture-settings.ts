@@ -1,6 +1,7 @@
 // Sampling settings shared by the capture backends. They end up as arguments
 // of a privileged child process, so they are checked to be plain integers in
 // sane ranges before anything is spawned.
+import { CAPTURE_LIMITS } from '../proto/capture-limits.js';
 
 export interface CaptureSettings {
   /** Samples per second per CPU. */
@@ -13,14 +14,12 @@ export interface CaptureSettings {
 
 export const FREQUENCY_RANGE_HZ = { min: 1, max: 1000 } as const;
 export const WINDOW_RANGE_SECONDS = { min: 1, max: 3600 } as const;
-/** 0 = every process; PID_MAX_LIMIT on 64-bit Linux. */
-export const PID_RANGE = { min: 0, max: 4_194_304 } as const;
 
 export function validateCaptureSettings(settings: CaptureSettings): CaptureSettings {
   requireIntegerIn('frequencyHz', settings.frequencyHz, FREQUENCY_RANGE_HZ);
   requireIntegerIn('windowSeconds', settings.windowSeconds, WINDOW_RANGE_SECONDS);
   const pid = settings.pid ?? 0;
-  requireIntegerIn('pid', pid, PID_RANGE);
+  requireIntegerIn('pid', pid, CAPTURE_LIMITS.pid);
   return { frequencyHz: settings.frequencyHz, windowSeconds: settings.windowSeconds, pid };
 }
 

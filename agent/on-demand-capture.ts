@@ -19,7 +19,6 @@ export interface OnDemandCaptureOptions {
   rememberProcess(pid: number): void;
   /** Added to the duration before a capture that brought no window is given up: the tool's start-up. */
   graceMs?: number;
-  procRoot?: string;
 }
 
 interface RunningCapture {
@@ -46,7 +45,7 @@ export class OnDemandCaptures {
       void this.fail(request, `capture ${this.running.request.requestId} is still running on this agent; captures run one at a time`);
       return;
     }
-    if (request.pid !== 0 && !existsSync(`${this.opts.procRoot ?? '/proc'}/${request.pid}`)) {
+    if (request.pid !== 0 && !existsSync(`/proc/${request.pid}`)) {
       void this.fail(request, `pid ${request.pid} is not running on this host`);
       return;
     }
