@@ -36,8 +36,12 @@ interface ProfileOutputFlags {
   nodes: number;
 }
 
-function formatOption(): Option {
-  return new Option('--format <format>', 'output format').choices(['pprof', 'folded', 'top']).default('top');
+/** --format, -o and --nodes: how a command that returns a profile writes it. */
+function addProfileOutputOptions(command: Command): Command {
+  return command
+    .addOption(new Option('--format <format>', 'output format').choices(['pprof', 'folded', 'top']).default('top'))
+    .option('-o, --output <file>', 'write to a file instead of stdout')
+    .option('--nodes <n>', 'rows shown by --format top', integer(1, 100_000), 25);
 }
 
 function checkProfileOutput(flags: ProfileOutputFlags): void {
@@ -154,8 +158,14 @@ async function runAgent(flags: AgentFlags & ClientSecurityFlags, daemon: AgentDa
 }
 
 /** A query client for the collector, with the token and TLS its flags name. */
-function collectorClient(flags: { collector: string } & ClientSecurityFlags): CollectorClient {
-  return new CollectorClient(flags.collector, loadClientCredentials(flags, (message) => process.stderr.write(`hotloop: warning: ${message}\n`)));
+/** Runs `use` with a client of the collector the flags name, closing it after. */
+async function withCollector(flags: { collector: string } & ClientSecurityFlags, use: (client: CollectorClient) => Promise<void>): Promise<void> {
+  const client = new CollectorClient(flags.collector, loadClientCredentials(flags, (message) => process.stderr.write(`hotloop: warning: ${message}\n`)));
+  try {
+    await use(client);
+  } finally {
+    client.close();
+  }
 }
 
 export function buildProgram(): Command {
@@ -217,19 +227,16 @@ export function buildProgram(): Command {
     .option('--collector <addr>', 'collector gRPC address', DEFAULT_GRPC)
     .option('--json', 'print JSON')
     .action(async (flags: { collector: string; json?: boolean } & ClientSecurityFlags) => {
-      const client = collectorClient(flags);
-      try {
+      await withCollector(flags, async (client) => {
         const { hosts } = await client.listHosts();
         const rows = hosts.map((h) => ({ host: h.host, first: formatUnixNanos(h.firstUnixNanos), last: formatUnixNanos(h.lastUnixNanos), windows: h.windows }));
         if (flags.json) process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
         else if (rows.length === 0) process.stdout.write('no hosts yet\n');
         else for (const r of rows) process.stdout.write(`${r.host}\t${r.first}\t${r.last}\t${r.windows} windows\n`);
-      } finally {
-        client.close();
-      }
+      });
     });
 
-  addClientSecurityOptions(program.command('query'))
+  addProfileOutputOptions(addClientSecurityOptions(program.command('query')))
     .description('merged CPU profile of one host over a time range, or one on-demand capture')
     .option('--collector <addr>', 'collector gRPC address', DEFAULT_GRPC)
     .requiredOption('--host <name>', 'host to query')
@@ -238,14 +245,10 @@ export function buildProgram(): Command {
     .option('--pid <pid>', 'only this process', integer(1, 2 ** 32 - 1))
     .option('--comm <name>', 'only processes with this name')
     .option('--capture <id>', 'the on-demand capture with this request id (as `hotloop capture` prints it) instead of a time range')
-    .addOption(formatOption())
-    .option('-o, --output <file>', 'write to a file instead of stdout')
-    .option('--nodes <n>', 'rows shown by --format top', integer(1, 100_000), 25)
     .action(async (flags: { collector: string; host: string; from: bigint; to: bigint; pid?: number; comm?: string; capture?: string } & ProfileOutputFlags & ClientSecurityFlags) => {
       if (flags.capture === undefined) checkRange(flags);
       checkProfileOutput(flags);
-      const client = collectorClient(flags);
-      try {
+      await withCollector(flags, async (client) => {
         const res = await client.queryProfile({
           host: flags.host,
           fromUnixNanos: flags.from,
@@ -255,31 +258,23 @@ export function buildProgram(): Command {
           captureRequestId: flags.capture ?? '',
         });
         writeProfile(res.pprofGz, flags, `${res.samples} samples from ${flags.capture === undefined ? `${res.windows} windows` : `capture ${flags.capture}`}`);
-      } finally {
-        client.close();
-      }
+      });
     });
 
-  addClientSecurityOptions(program.command('capture'))
+  addProfileOutputOptions(addClientSecurityOptions(program.command('capture')))
     .description("on-demand capture: the host's agent samples on-CPU stacks now, at the given frequency, and the profile comes back when it is done")
     .option('--collector <addr>', 'collector gRPC address', DEFAULT_GRPC)
     .requiredOption('--host <name>', 'host whose agent runs the capture')
     .option('--pid <pid>', 'only this process (default: every process on the host)', integer(CAPTURE_LIMITS.pid.min + 1, CAPTURE_LIMITS.pid.max))
     .option('--duration <seconds>', 'how long to sample', integer(CAPTURE_LIMITS.durationSeconds.min, CAPTURE_LIMITS.durationSeconds.max), 10)
     .option('--frequency <hz>', 'samples per second per CPU', integer(CAPTURE_LIMITS.frequencyHz.min, CAPTURE_LIMITS.frequencyHz.max), 99)
-    .addOption(formatOption())
-    .option('-o, --output <file>', 'write to a file instead of stdout')
-    .option('--nodes <n>', 'rows shown by --format top', integer(1, 100_000), 25)
     .action(async (flags: { collector: string; host: string; pid?: number; duration: number; frequency: number } & ProfileOutputFlags & ClientSecurityFlags) => {
       checkProfileOutput(flags);
-      const client = collectorClient(flags);
-      try {
+      await withCollector(flags, async (client) => {
         process.stderr.write(`capturing ${flags.pid ? `pid ${flags.pid}` : 'every process'} on ${flags.host} for ${flags.duration} s at ${flags.frequency} Hz\n`);
         const res = await client.requestCapture({ host: flags.host, durationSeconds: flags.duration, frequencyHz: flags.frequency, pid: flags.pid ?? 0 }, CAPTURE_WAIT_MS);
         writeProfile(res.pprofGz, flags, `${res.samples} samples; capture ${res.requestId} (\`hotloop query --host ${flags.host} --capture ${res.requestId}\` fetches it again)`);
-      } finally {
-        client.close();
-      }
+      });
     });
 
   addClientSecurityOptions(program.command('verdicts'))
@@ -291,14 +286,11 @@ export function buildProgram(): Command {
     .option('--json', 'print one JSON array')
     .action(async (flags: { collector: string; host?: string; from: bigint; to: bigint; json?: boolean } & ClientSecurityFlags) => {
       checkRange(flags);
-      const client = collectorClient(flags);
-      try {
+      await withCollector(flags, async (client) => {
         const { episodes } = await client.listEpisodes({ host: flags.host ?? '', fromUnixNanos: flags.from, toUnixNanos: flags.to });
         const range = `${flags.host ? `on ${flags.host}` : 'on any host'} between ${formatUnixNanos(flags.from)} and ${formatUnixNanos(flags.to)}`;
         process.stdout.write(flags.json ? JSON.stringify(orderForOnCall(episodes).map(episodeJson), null, 2) + '\n' : formatEpisodesTable(episodes, range, flags.collector === DEFAULT_GRPC ? '' : ` --collector ${flags.collector}`));
-      } finally {
-        client.close();
-      }
+      });
     });
 
   addClientSecurityOptions(program.command('fleet'))
@@ -309,14 +301,11 @@ export function buildProgram(): Command {
     .option('--json', 'print one JSON array')
     .action(async (flags: { collector: string; from: bigint; to: bigint; json?: boolean } & ClientSecurityFlags) => {
       checkRange(flags);
-      const client = collectorClient(flags);
-      try {
+      await withCollector(flags, async (client) => {
         const { services } = await client.fleet({ fromUnixNanos: flags.from, toUnixNanos: flags.to });
         const range = `between ${formatUnixNanos(flags.from)} and ${formatUnixNanos(flags.to)}`;
         process.stdout.write(flags.json ? JSON.stringify(services.map(serviceFleetJson), null, 2) + '\n' : formatFleetTable(services, range));
-      } finally {
-        client.close();
-      }
+      });
     });
   return program;
 }
